@@ -1,0 +1,70 @@
+"""The ``geoedge`` command line.
+
+Each sub-command lives in its own module under :mod:`edge.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``handler`` to a
+function ``(args) -> int``. This module only dispatches and turns
+:class:`~edge.errors.GeoEdgeError` into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from edge import __version__
+from edge.errors import GeoEdgeError
+
+#: Sub-command modules, in the order ``geoedge --help`` lists them.
+COMMANDS = (
+    "run",
+    "demo",
+    "timex",
+    "rectify",
+    "waterline",
+    "runup",
+    "shoreline",
+    "gpr",
+    "export",
+)
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geoedge",
+        description="GeoEdge: beach camera stations and vehicle-mounted GPR units.",
+    )
+    parser.add_argument("--version", action="version", version=f"geoedge {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="logging level (default INFO)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"edge.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%SZ",
+    )
+    logging.Formatter.converter = time.gmtime
+    try:
+        return int(args.handler(args) or 0)
+    except GeoEdgeError as exc:
+        print(f"geoedge {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130

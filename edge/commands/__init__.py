@@ -1,0 +1,1 @@
+"""Sub-commands of the ``geoedge`` command line, one module each."""

@@ -1,0 +1,57 @@
+"""``[mqtt]`` and ``[outbox]``: the link to the control room."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edge.config.base import ConfigPath, ExistingFile, Section
+
+
+class TlsSection(Section):
+    """TLS to the broker. ``ca_file`` alone = server authentication only."""
+
+    ca_file: ExistingFile | None = None
+    cert_file: ExistingFile | None = None
+    key_file: ExistingFile | None = None
+    #: Skip host name verification (test benches only; logged as a warning).
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both 'cert_file' and 'key_file' for a client certificate")
+        return self
+
+
+class MqttSection(Section):
+    """Broker connection. The password is read from ``password_file``, never logged."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, gt=0, lt=65536)
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    client_id: str | None = None
+    username: str | None = None
+    password_file: ExistingFile | None = None
+    tls: TlsSection | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    topic_prefix: str = "geoedge"
+    stats_interval_s: float = Field(default=60.0, gt=0)
+    #: Input topics (JSON payloads): tide level and waves.
+    tide_topic: str | None = None
+    waves_topic: str | None = None
+
+
+class OutboxSection(Section):
+    """Disk-backed outbox (SQLite, WAL).
+
+    When the outbox holds ``max_messages`` messages or ``max_bytes`` bytes, the
+    oldest ``stats`` messages are dropped first, then the oldest messages of any
+    kind; every drop is counted and reported in ``stats``.
+    """
+
+    path: ConfigPath = Field(default=Path("state/outbox.sqlite"), validate_default=True)
+    max_messages: int = Field(default=100_000, gt=0)
+    max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)

@@ -1,0 +1,1 @@
+"""GPR unit: readers, live input, processing, detection, localisation."""
