@@ -186,7 +186,9 @@ class Camera:
         world = cam @ self.extrinsics.rotation()
         return world / np.linalg.norm(world, axis=1, keepdims=True)
 
-    def image_to_world(self, uv: np.ndarray, z: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def image_to_world(
+        self, uv: np.ndarray, z: float | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Intersect the rays of pixels (N, 2) with the horizontal plane(s) at elevation ``z`` (m).
 
         Returns ``(xyz, valid)``; ``valid`` is False where the ray does not reach

@@ -28,9 +28,9 @@ def utc_iso(t: float | dt.datetime) -> str:
     if isinstance(t, dt.datetime):
         if t.tzinfo is None:
             raise ValueError("naive datetime: give an aware (UTC) datetime")
-        when = t.astimezone(dt.timezone.utc)
+        when = t.astimezone(dt.UTC)
     else:
-        when = dt.datetime.fromtimestamp(float(t), tz=dt.timezone.utc)
+        when = dt.datetime.fromtimestamp(float(t), tz=dt.UTC)
     text = when.isoformat(timespec="milliseconds" if when.microsecond else "seconds")
     return text.replace("+00:00", "Z")
 
