@@ -1,0 +1,1 @@
+"""`geoedge export train-detector`: placeholder until the detector training lands."""

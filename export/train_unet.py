@@ -1,0 +1,1 @@
+"""`geoedge export train-unet`: placeholder until the U-Net training lands."""
