@@ -1,9 +1,170 @@
-"""``[gpr]``: the GPR unit's trace source, processing, detection and positioning."""
+"""``[gpr]``: the GPR unit's trace source, processing, detection and positioning.
+
+Example (units in the key names: ns, MHz, m, km/h)::
+
+    [gpr]
+    source = "tcp://127.0.0.1:5600"     # or a file path (read once, or tailed: follow = true)
+    format = "dzt"                      # file format when tailing a growing file
+    channels = [0]                      # channels to process (0-based); empty = all
+    antenna_mhz = 400.0                 # when the source does not say
+    velocity_m_per_ns = 0.1             # fallback velocity when the hyperbola fit is poor
+
+    [[gpr.processing]]
+    step = "time_zero"                  # sample = 12 (fixed) or absent (from the header)
+    [[gpr.processing]]
+    step = "dewow"
+    window_ns = 5.0
+    [[gpr.processing]]
+    step = "background"
+    traces = 200
+
+    [gpr.windows]
+    width_traces = 128
+    overlap = 0.5
+
+    [gpr.detector]
+    model = "default"
+    threshold = 0.5
+
+    [gpr.positioning]
+    trace_spacing_m = 0.05
+    gnss = "track.nmea"
+"""
 
 from __future__ import annotations
 
-from edge.config.base import Section
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from edge.config.base import ConfigPath, Section
+
+
+class TimeZeroStep(Section):
+    """Shift every trace so time zero is sample 0. ``sample`` None: the source's own time zero."""
+
+    step: Literal["time_zero"] = "time_zero"
+    sample: float | None = Field(default=None, ge=0)
+
+
+class DewowStep(Section):
+    """Subtract a running mean along time (window in ns; None: 2 periods of the antenna)."""
+
+    step: Literal["dewow"] = "dewow"
+    window_ns: float | None = Field(default=None, gt=0)
+
+
+class BackgroundStep(Section):
+    """Subtract the mean of the last ``traces`` traces (causal, so no delay)."""
+
+    step: Literal["background"] = "background"
+    traces: int = Field(default=256, ge=2)
+
+
+class SecGainStep(Section):
+    """Spherical and exponential compensation: g(t) = (t / 1 ns)^power * exp(alpha * t)."""
+
+    step: Literal["sec"] = "sec"
+    power: float = Field(default=1.0, ge=0)
+    alpha_per_ns: float = Field(default=0.0, ge=0)
+    max_gain: float = Field(default=1e4, gt=0)
+
+
+class AgcStep(Section):
+    """Automatic gain control: divide by the running RMS over ``window_ns``."""
+
+    step: Literal["agc"] = "agc"
+    window_ns: float | None = Field(default=None, gt=0)
+
+
+class BandpassStep(Section):
+    """Zero-phase Butterworth band-pass (MHz; None: 0.25x and 2x the antenna frequency)."""
+
+    step: Literal["bandpass"] = "bandpass"
+    low_mhz: float | None = Field(default=None, gt=0)
+    high_mhz: float | None = Field(default=None, gt=0)
+    order: int = Field(default=4, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BandpassStep:
+        if self.low_mhz and self.high_mhz and self.low_mhz >= self.high_mhz:
+            raise ValueError(f"low_mhz {self.low_mhz} must be below high_mhz {self.high_mhz}")
+        return self
+
+
+ProcessingStep = Annotated[
+    TimeZeroStep | DewowStep | BackgroundStep | SecGainStep | AgcStep | BandpassStep,
+    Field(discriminator="step"),
+]
+
+
+def default_processing() -> list[ProcessingStep]:
+    return [TimeZeroStep(), DewowStep(), BandpassStep(), BackgroundStep(), SecGainStep()]
+
+
+class WindowsSection(Section):
+    """B-scan windows handed to the detector.
+
+    ``width_traces`` / ``height_samples`` None: the detector manifest's input size.
+    ``time_range_ns`` None: the whole trace after time zero, resampled to the height.
+    """
+
+    width_traces: int | None = Field(default=None, ge=8)
+    height_samples: int | None = Field(default=None, ge=8)
+    overlap: float = Field(default=0.5, ge=0.0, lt=1.0)
+    time_range_ns: float | None = Field(default=None, gt=0)
+
+
+class DetectorSection(Section):
+    """The cavity detector: ``model`` "default" (shipped) or a path to an .onnx file."""
+
+    model: str = "default"
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
+class PositioningSection(Section):
+    """Along-track position: GNSS (the file's own GPS, or an NMEA file) else trace spacing.
+
+    ``trace_spacing_m`` is used when the source gives no distance (odometer wheel
+    setting); ``min_fix_quality`` is the lowest NMEA GGA fix quality trusted.
+    """
+
+    trace_spacing_m: float | None = Field(default=None, gt=0)
+    gnss: ConfigPath | None = None
+    min_fix_quality: int = Field(default=1, ge=0)
+    max_gap_traces: int = Field(default=2000, ge=1)
+
+
+class DedupSection(Section):
+    """Same cavity when apexes are this close (along track, m; depth, m; channels)."""
+
+    distance_m: float = Field(default=0.5, gt=0)
+    depth_m: float = Field(default=0.3, gt=0)
+    channels: int = Field(default=1, ge=0)
+
+
+class LiveSection(Section):
+    """Live input: bounded queue of trace chunks between the reader and processing."""
+
+    queue_chunks: int = Field(default=256, ge=1)
+    chunk_traces: int = Field(default=64, ge=1)
+    poll_s: float = Field(default=0.2, gt=0)
 
 
 class GprSection(Section):
-    """GPR unit settings."""
+    """GPR unit settings (see the module docstring for an example)."""
+
+    source: str
+    format: Literal["auto", "dzt", "dt1", "rd3", "rd7", "segy"] = "auto"
+    follow: bool = False
+    channels: list[int] = Field(default_factory=list)
+    antenna_mhz: float | None = Field(default=None, gt=0)
+    velocity_m_per_ns: float = Field(default=0.1, gt=0.0, le=0.3)
+    processing: list[ProcessingStep] = Field(default_factory=default_processing)
+    windows: WindowsSection = Field(default_factory=WindowsSection)
+    detector: DetectorSection = Field(default_factory=DetectorSection)
+    positioning: PositioningSection = Field(default_factory=PositioningSection)
+    dedup: DedupSection = Field(default_factory=DedupSection)
+    live: LiveSection = Field(default_factory=LiveSection)
+    snippets: ConfigPath | None = None

@@ -1,0 +1,162 @@
+"""NMEA 0183 sentences (GGA, RMC) and the GSSI DZG file that ties them to scans.
+
+Latitude/longitude come out in decimal degrees (WGS 84, south and west negative),
+altitude in metres (NaN when the field is empty, as receivers write it before a
+fix), time as UTC epoch seconds when a date is known. A sentence with a bad
+checksum or too few fields is skipped and counted, never fatal: GPS logs from
+the field have gaps and half-written lines.
+
+A DZG file alternates ``$GSSIS,<scan>,<...>`` lines (the 0-based scan number the
+next fix belongs to) with the receiver's own sentences.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import InputError
+from edge.gpr.traces import GpsFix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NmeaFix:
+    """A parsed GGA or RMC sentence. ``seconds_of_day`` is UTC; ``date`` only from RMC."""
+
+    kind: str
+    lat: float
+    lon: float
+    alt_m: float
+    quality: int
+    seconds_of_day: float | None
+    date: dt.date | None = None
+
+
+def _checksum_ok(sentence: str) -> bool:
+    if "*" not in sentence:
+        return True
+    body, _, given = sentence[1:].partition("*")
+    value = 0
+    for ch in body:
+        value ^= ord(ch)
+    try:
+        return value == int(given[:2], 16)
+    except ValueError:
+        return False
+
+
+def _angle(text: str, hemisphere: str, degree_digits: int) -> float:
+    degrees = float(text[:degree_digits])
+    minutes = float(text[degree_digits:])
+    value = degrees + minutes / 60.0
+    return -value if hemisphere in ("S", "W") else value
+
+
+def _time_of_day(text: str) -> float | None:
+    if len(text) < 6:
+        return None
+    return int(text[0:2]) * 3600 + int(text[2:4]) * 60 + float(text[4:])
+
+
+def parse_sentence(line: str) -> NmeaFix | None:
+    """One GGA or RMC sentence -> :class:`NmeaFix`; None for other, broken or empty ones."""
+    line = line.strip()
+    if not line.startswith("$") or len(line) < 7 or not _checksum_ok(line):
+        return None
+    fields = line.split("*")[0].split(",")
+    kind = fields[0][3:6]
+    try:
+        if kind == "GGA" and len(fields) >= 10:
+            if not fields[2] or not fields[4]:
+                return None
+            return NmeaFix(
+                kind="GGA",
+                lat=_angle(fields[2], fields[3], 2),
+                lon=_angle(fields[4], fields[5], 3),
+                alt_m=float(fields[9]) if fields[9] else float("nan"),
+                quality=int(fields[6]) if fields[6] else 0,
+                seconds_of_day=_time_of_day(fields[1]),
+            )
+        if kind == "RMC" and len(fields) >= 10:
+            if not fields[3] or not fields[5]:
+                return None
+            date = None
+            if len(fields[9]) == 6:
+                day, month, year = int(fields[9][:2]), int(fields[9][2:4]), int(fields[9][4:])
+                date = dt.date(2000 + year if year < 80 else 1900 + year, month, day)
+            return NmeaFix(
+                kind="RMC",
+                lat=_angle(fields[3], fields[4], 2),
+                lon=_angle(fields[5], fields[6], 3),
+                alt_m=float("nan"),
+                quality=1 if fields[2] == "A" else 0,
+                seconds_of_day=_time_of_day(fields[1]),
+                date=date,
+            )
+    except ValueError:
+        return None
+    return None
+
+
+def epoch(date: dt.date | None, seconds_of_day: float | None) -> float | None:
+    """UTC epoch seconds of a date plus seconds of day; None when either is unknown."""
+    if date is None or seconds_of_day is None:
+        return None
+    return calendar.timegm(date.timetuple()) + seconds_of_day
+
+
+def read_dzg(path: str | Path, survey_date: dt.date | None = None) -> list[GpsFix]:
+    """GNSS fixes of a GSSI DZG file, one per scan that has a usable GGA/RMC sentence.
+
+    GGA carries no date: the date comes from an RMC sentence when the file has one,
+    else from ``survey_date`` (the DZT header's creation date), else time is None.
+    When a scan has both GGA and RMC, GGA wins (it has altitude and fix quality).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read GPS file ({exc.strerror or exc})") from None
+    fixes: dict[int, NmeaFix] = {}
+    scan: int | None = None
+    date = None
+    skipped = 0
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("$GSSIS"):
+            parts = line.split(",")
+            try:
+                scan = int(parts[1])
+            except (IndexError, ValueError):
+                scan = None
+                skipped += 1
+            continue
+        fix = parse_sentence(line)
+        if fix is None:
+            skipped += 1 if line[3:6] in ("GGA", "RMC") else 0
+            continue
+        if fix.date is not None:
+            date = fix.date
+        if scan is not None and (scan not in fixes or fix.kind == "GGA"):
+            fixes[scan] = fix
+    if skipped:
+        log.warning("%s: skipped %d unreadable GPS line(s)", path, skipped)
+    date = date or survey_date
+    return [
+        GpsFix(
+            trace=float(s),
+            lat=f.lat,
+            lon=f.lon,
+            alt_m=f.alt_m,
+            time=epoch(f.date or date, f.seconds_of_day),
+            quality=f.quality,
+        )
+        for s, f in sorted(fixes.items())
+    ]
