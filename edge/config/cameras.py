@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edge.config.base import ExistingFile, Section
+
+#: What a camera ``source`` string names.
+SourceKind = Literal["file", "url", "device", "gstreamer"]
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def source_kind(source: str) -> SourceKind:
+    """Classify a video source: a GStreamer pipeline contains ``!``, a URL has a scheme
+    (``rtsp://``, ``http://``, ...), a V4L2 device is a bare index (``"0"``), anything
+    else is a file path."""
+    text = source.strip()
+    if "!" in text:
+        return "gstreamer"
+    if _URL.match(text):
+        return "url"
+    if text.isdigit():
+        return "device"
+    return "file"
 
 
 class CameraSection(Section):
     """One camera: its video source and its calibration.
 
-    ``source`` is a file path, an ``rtsp://``/``http://`` URL, a V4L2 device index
-    (``"0"``) or a GStreamer pipeline string (contains ``!``). Calibration uses the
-    CIRN convention (see :mod:`edge.camera_model`): ``intrinsics`` is a CoastCam
-    JSON file, and either ``extrinsics`` (x y z a t r, radians) or ``gcps`` (CSV of
-    world x,y,z and pixel u,v) gives the pose.
+    ``source`` is a file path (relative to the config file; it must exist), an
+    ``rtsp://``/``http://`` URL, a V4L2 device index (``"0"``) or a GStreamer pipeline
+    string (contains ``!``). Calibration uses the CIRN convention (see
+    :mod:`edge.camera_model`): ``intrinsics`` is a CoastCam JSON file whose ``NU x NV``
+    must equal the frame size, and either ``extrinsics`` (x y z a t r, radians) or
+    ``gcps`` (CSV of world x,y,z and pixel u,v) gives the pose.
+
+    Timeouts are in seconds. ``open_timeout_s`` and ``read_timeout_s`` are handed to
+    OpenCV when the capture is created (FFmpeg sources: files and URLs); the
+    watchdog recreates a capture that delivered no frame for ``stall_timeout_s``
+    (all live sources, including V4L2 and GStreamer, which take no timeouts).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    source: str
+    source: str = Field(min_length=1)
     intrinsics: ExistingFile
     extrinsics: ExistingFile | None = None
     gcps: ExistingFile | None = None
@@ -31,6 +60,19 @@ class CameraSection(Section):
     #: Reconnect back-off: first delay and cap, seconds (doubles each failure).
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("source")
+    @classmethod
+    def _resolve_file(cls, value: str, info: ValidationInfo) -> str:
+        if source_kind(value) != "file":
+            return value
+        path = Path(value).expanduser()
+        base = (info.context or {}).get("base_dir")
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
+        if not path.exists():
+            raise ValueError(f"video file not found: {path}")
+        return str(path)
 
     @model_validator(mode="after")
     def _one_pose(self) -> CameraSection:
