@@ -39,9 +39,26 @@ class MqttSection(Section):
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     topic_prefix: str = "geoedge"
     stats_interval_s: float = Field(default=60.0, gt=0)
+    #: Reconnect back-off after the broker drops: first delay and cap, whole seconds
+    #: (doubles after each failed attempt).
+    reconnect_min_s: int = Field(default=1, ge=1)
+    reconnect_max_s: int = Field(default=60, ge=1)
+    #: QoS 1 messages sent and not yet acknowledged, at most.
+    max_inflight: int = Field(default=32, ge=1, le=1000)
+    #: On shutdown, seconds spent sending what is still queued before giving up
+    #: (what is left stays in the outbox for the next start).
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
     #: Input topics (JSON payloads): tide level and waves.
     tide_topic: str | None = None
     waves_topic: str | None = None
+
+    @model_validator(mode="after")
+    def _backoff(self) -> MqttSection:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if self.username is None and self.password_file is not None:
+            raise ValueError("'password_file' needs 'username'")
+        return self
 
 
 class OutboxSection(Section):
