@@ -1,16 +1,17 @@
-"""`geoedge export`: placeholder until its stage lands."""
+"""`geoedge export ...`: the training-side tool chain (see :mod:`export.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from edge.errors import GeoEdgeError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="(not yet available)")
-    parser.set_defaults(handler=_handle)
+    from export.cli import register_subcommands
 
-
-def _handle(args: argparse.Namespace) -> int:
-    raise GeoEdgeError("'export' is not available yet")
+    parser = subparsers.add_parser(
+        "export",
+        help="train, export to ONNX, quantise, build TensorRT engines, verify accuracy",
+        description="Training side: onnx, quantize, fp16, tensorrt, verify, train-unet, "
+        "train-detector. Each step writes or checks the model's manifest.",
+    )
+    register_subcommands(parser)

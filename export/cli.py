@@ -1,0 +1,163 @@
+"""``geoedge export ...``: the training-side sub-commands.
+
+Importing this module is cheap (argparse only): torch, onnx and the quantisation tools
+are imported inside the handlers, so ``geoedge export --help`` works on a device without
+PyTorch, and a command that needs torch there says so in one line.
+
+- ``onnx CHECKPOINT --out MODEL.onnx``: export, check, simplify, parity, manifest;
+- ``quantize MODEL.onnx --calibration DIR [--data HELDOUT]``: static INT8 (QDQ), variants timed;
+- ``fp16 MODEL.onnx``: FP16 weights, FP32 inputs/outputs;
+- ``tensorrt MODEL.{fp16,int8}.onnx``: cached TensorRT engine (needs TensorRT);
+- ``verify MODEL.onnx --data HELDOUT``: accuracy gate of each precision against FP32;
+- ``train-unet`` / ``train-detector``: added by ``export.train_unet`` / ``export.train_detector``
+  through their ``register(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+from pathlib import Path
+
+from edge.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+#: Modules that add their own sub-command through ``register(subparsers)``.
+TRAINING_COMMANDS = ("export.train_unet", "export.train_detector")
+
+
+def register_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Add the export sub-commands to the ``geoedge export`` parser."""
+    sub = parser.add_subparsers(dest="export_command", metavar="STEP", required=True)
+
+    p = sub.add_parser("onnx", help="PyTorch checkpoint -> ONNX with manifest and parity check")
+    p.add_argument("checkpoint", type=Path, help="checkpoint .pt (arch, state_dict, manifest)")
+    p.add_argument("--out", type=Path, required=True, help="output .onnx (manifest beside it)")
+    p.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    p.set_defaults(handler=_onnx)
+
+    p = sub.add_parser("quantize", help="static INT8 (QDQ) from calibration images")
+    p.add_argument("model", type=Path, help="the FP32 .onnx")
+    p.add_argument("--calibration", type=Path, required=True, help="images or .npy windows")
+    p.add_argument("--data", type=Path, help="held-out set: only passing variants are kept")
+    p.add_argument("--out", type=Path, help="default <name>.int8.onnx")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=["qdq_u8s8", "qdq_s8s8", "qoperator_u8s8"],
+        help="INT8 recipes to build and time (default all three)",
+    )
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads for timing")
+    p.set_defaults(handler=_quantize)
+
+    p = sub.add_parser("fp16", help="FP16 ONNX for GPUs (inputs/outputs stay float32)")
+    p.add_argument("model", type=Path, help="the FP32 .onnx")
+    p.add_argument("--out", type=Path, help="default <name>.fp16.onnx")
+    p.set_defaults(handler=_fp16)
+
+    p = sub.add_parser("tensorrt", help="TensorRT engine from the FP16 or QDQ INT8 ONNX")
+    p.add_argument("model", type=Path, help="<name>.fp16.onnx or <name>.int8.onnx")
+    p.add_argument("--cache", type=Path, help="engine cache dir (default $GEOEDGE_TRT_CACHE)")
+    p.add_argument("--max-batch", type=int, default=8)
+    p.set_defaults(handler=_tensorrt)
+
+    p = sub.add_parser("verify", help="accuracy gate: each precision against FP32")
+    p.add_argument("model", type=Path, help="the FP32 .onnx; variants are found beside it")
+    p.add_argument("--data", type=Path, required=True, help="held-out set (see export.verify)")
+    p.add_argument("--precision", nargs="+", choices=("int8", "fp16"), help="default: present")
+    p.add_argument("--max-iou-drop", type=float, default=0.01)
+    p.add_argument("--max-map-drop", type=float, default=0.02)
+    p.add_argument("--max-recall-drop", type=float, default=0.02)
+    p.add_argument("--providers", nargs="+", help="ONNX Runtime providers (default CPU)")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(handler=_verify)
+
+    for name in TRAINING_COMMANDS:
+        register = getattr(importlib.import_module(name), "register", None)
+        if register is not None:
+            register(sub)
+
+
+def _onnx(args: argparse.Namespace) -> int:
+    from export.onnx_export import export_onnx, load_checkpoint
+
+    net, manifest = load_checkpoint(args.checkpoint)
+    manifest, parity = export_onnx(
+        net, args.out, manifest, dynamo=args.exporter == "dynamo", opset=args.opset
+    )
+    print(
+        f"{args.out}: sha256 {manifest.sha256[:12]}, parity max |diff| "
+        f"{parity.max_abs_diff:.2e}, {parity.measure} {parity.agreement:.4f}"
+    )
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from export.quantize import quantize
+
+    manifest = quantize(
+        args.model,
+        args.calibration,
+        out_path=args.out,
+        variants=tuple(args.variants),
+        heldout_dir=args.data,
+        threads=args.threads,
+    )
+    q = manifest.quantisation
+    print(f"kept {q.chosen}; latency ms ({q.threads} threads): {json.dumps(q.measurements)}")
+    gate = manifest.accuracy_gate
+    if gate is not None:
+        print(f"accuracy gate {'passed' if gate.passed else 'FAILED'}: {gate.metrics}")
+    return 0
+
+
+def _fp16(args: argparse.Namespace) -> int:
+    from export.fp16 import convert_fp16
+
+    manifest = convert_fp16(args.model, args.out)
+    print(f"wrote FP16 model, sha256 {manifest.sha256[:12]}")
+    return 0
+
+
+def _tensorrt(args: argparse.Namespace) -> int:
+    from export.tensorrt import build_engine
+
+    print(build_engine(args.model, args.cache, args.max_batch))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from edge.runtime import variant_path
+    from export.verify import verify
+
+    if not args.model.is_file():
+        raise InputError(f"model not found: {args.model}")
+    precisions = args.precision or [
+        p for p in ("int8", "fp16") if variant_path(args.model, p).is_file()
+    ]
+    if not precisions:
+        raise ModelError(f"no .int8.onnx or .fp16.onnx variant beside {args.model}")
+    bounds = {"iou": args.max_iou_drop, "map50": args.max_map_drop, "recall": args.max_recall_drop}
+    failed = []
+    for precision in precisions:
+        gate = verify(
+            args.model,
+            variant_path(args.model, precision),
+            args.data,
+            max_drop=bounds,
+            providers=args.providers or ["CPUExecutionProvider"],
+            threads=args.threads,
+        )
+        figures = ", ".join(
+            f"{k} {gate.reference_metrics[k]:.4f} -> {gate.metrics[k]:.4f}" for k in gate.metrics
+        )
+        verdict = "passed" if gate.passed else "FAILED"
+        print(f"{precision}: {verdict} on {gate.samples} windows ({figures}); "
+              f"{gate.latency_ms:.2f} ms vs FP32 {gate.reference_latency_ms:.2f} ms")  # fmt: skip
+        if not gate.passed:
+            failed.append(precision)
+    return 1 if failed else 0
