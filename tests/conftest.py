@@ -1,0 +1,408 @@
+"""Shared fixtures: real Mosquitto brokers started by the test suite.
+
+This is the only conftest of the suite. Every broker is a real ``mosquitto -c
+<conf>`` process on 127.0.0.1, on a free port, with its own config and log file
+(``broker.log_file``, read it when a test fails). The binary is found on PATH or at
+/usr/sbin/mosquitto (``tests/run.sh`` installs it when missing).
+
+Broker fixtures (each yields a :class:`Broker`):
+
+``mosquitto_broker`` (session)
+    anonymous plain MQTT, persistence off.
+``tls_broker`` (session)
+    TLS-only listener. ``broker.ca_file`` is the CA (generated in the test run with
+    ``cryptography``) that signed the server certificate (SAN 127.0.0.1, localhost).
+``password_broker`` (session)
+    ``allow_anonymous false``; users made with ``mosquitto_passwd -b -c``.
+    ``broker.username`` / ``broker.password``; ``broker.password_file`` is a
+    client-side file holding only the password (what ``mqtt.password_file`` names).
+``restartable_broker`` (function)
+    a broker of its own that the test may ``stop()`` and ``start()`` again on the
+    same port (outage tests). Persistence is ON (in the test's tmp dir) so that a
+    persistent subscriber session (``mqtt_subscriber(..., persistent=True)``) and
+    its queued QoS 1 messages survive the restart; without it, messages published
+    after the restart but before the subscriber reconnects would be lost by the
+    broker, not by the code under test.
+
+Every :class:`Broker` also gives ``broker.mqtt_config(**overrides)`` -> dict for an
+``[mqtt]`` section pointing at it (TLS CA, username, password file included),
+``broker.mqtt_section(**overrides)`` -> validated ``MqttSection``, and
+``broker.mqtt_toml(**overrides)`` -> TOML text of that ``[mqtt]`` section for a
+station config file. Reconnect back-off is 1 s there so outage tests stay short.
+
+Subscriber fixture:
+
+``mqtt_subscriber`` (function)
+    factory ``mqtt_subscriber(broker, topic_filter="#", persistent=False)`` ->
+    :class:`MessageCollector`, a paho v2 client already connected and subscribed
+    (QoS 1) when returned. ``.messages`` is the list of :class:`Received` (topic,
+    payload bytes, retain flag) in arrival order; ``.wait_for(predicate, timeout_s)``
+    / ``.wait_count(n, timeout_s, topic_filter=None)`` block until the condition
+    holds (return the messages, or fail the test naming what is missing);
+    ``.payloads(topic_filter)`` decodes the JSON payloads. All clients disconnect at
+    teardown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+BROKER_START_TIMEOUT_S = 10.0
+
+
+def _mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+    )
+    if found is None:
+        pytest.fail("mosquitto not found (PATH, /usr/sbin/mosquitto): run tests/run.sh")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Broker:
+    """A Mosquitto process on 127.0.0.1:``port`` configured by ``listener_conf``."""
+
+    workdir: Path
+    listener_conf: str = "allow_anonymous true\n"
+    persistence: bool = False
+    port: int = field(default_factory=_free_port)
+    host: str = "127.0.0.1"
+    ca_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    process: subprocess.Popen | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def _write_conf(self) -> Path:
+        lines = [
+            "per_listener_settings false",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            f"log_dest file {self.log_file}",
+            "log_type error warning notice information",
+            "connection_messages true",
+            f"listener {self.port} {self.host}",
+        ]
+        if os.geteuid() == 0:
+            lines.insert(0, "user root")  # else mosquitto drops to 'mosquitto' and cannot write
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text("\n".join(lines) + "\n" + self.listener_conf)
+        return conf
+
+    def start(self) -> None:
+        """Start the broker and wait until its port accepts connections."""
+        conf = self._write_conf()
+        self.process = subprocess.Popen(
+            [_mosquitto_binary(), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "mosquitto.stderr", "ab"),  # noqa: SIM115
+        )
+        deadline = time.monotonic() + BROKER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        tail = (self.workdir / "mosquitto.stderr").read_text(errors="replace")[-2000:]
+        if self.log_file.exists():
+            tail += self.log_file.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"mosquitto did not start on port {self.port}:\n{tail}")
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM, as systemd would); it saves persistence on the way out."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def mqtt_config(self, **overrides: Any) -> dict[str, Any]:
+        """The ``[mqtt]`` keys of a station config for this broker."""
+        cfg: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "reconnect_min_s": 1,
+            "reconnect_max_s": 1,
+            "keepalive_s": 10,
+        }
+        if self.ca_file is not None:
+            cfg["tls"] = {"ca_file": str(self.ca_file)}
+        if self.username is not None:
+            cfg["username"] = self.username
+            cfg["password_file"] = str(self.password_file)
+        cfg.update(overrides)
+        return cfg
+
+    def mqtt_section(self, **overrides: Any):
+        from edge.config.mqtt import MqttSection
+
+        return MqttSection.model_validate(self.mqtt_config(**overrides))
+
+    def mqtt_toml(self, **overrides: Any) -> str:
+        """TOML text of the ``[mqtt]`` section (tables last, as TOML requires)."""
+        cfg = self.mqtt_config(**overrides)
+        tables = {k: v for k, v in cfg.items() if isinstance(v, dict)}
+        lines = ["[mqtt]"] + [
+            f"{k} = {json.dumps(v)}" for k, v in cfg.items() if not isinstance(v, dict)
+        ]
+        for name, table in tables.items():
+            lines.append(f"[mqtt.{name}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 / localhost; returns (ca, cert, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("geoedge test CA"))
+        .issuer_name(name("geoedge test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("localhost"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = workdir / "ca.pem", workdir / "server.pem", workdir / "server.key"
+    paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@pytest.fixture(scope="session")
+def mosquitto_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    broker = Broker(workdir=tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    workdir = tmp_path_factory.mktemp("mosquitto-tls")
+    ca, cert, key = _make_certificates(workdir)
+    conf = f"allow_anonymous true\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    broker = Broker(workdir=workdir, listener_conf=conf, ca_file=ca)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def password_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    workdir = tmp_path_factory.mktemp("mosquitto-passwd")
+    username, password = "station", "s3cret-" + uuid.uuid4().hex[:8]
+    passwd = workdir / "passwd"
+    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    subprocess.run([tool, "-b", "-c", str(passwd), username, password], check=True)
+    client_file = workdir / "station.password"
+    client_file.write_text(password + "\n")
+    conf = f"allow_anonymous false\npassword_file {passwd}\n"
+    broker = Broker(
+        workdir=workdir,
+        listener_conf=conf,
+        username=username,
+        password=password,
+        password_file=client_file,
+    )
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def restartable_broker(tmp_path: Path) -> Iterator[Broker]:
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    broker = Broker(workdir=workdir, persistence=True)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class MessageCollector:
+    """A paho v2 subscriber that records every message it receives, in order."""
+
+    def __init__(self, broker: Broker, topic_filter: str, persistent: bool) -> None:
+        self.topic_filter = topic_filter
+        self.messages: list[Received] = []
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"test-sub-{uuid.uuid4().hex[:10]}",
+            clean_session=not persistent,
+        )
+        if broker.username is not None:
+            self.client.username_pw_set(broker.username, broker.password)
+        if broker.ca_file is not None:
+            self.client.tls_set(ca_certs=str(broker.ca_file))
+        self.client.reconnect_delay_set(1, 1)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise RuntimeError(f"test subscriber: no SUBACK from {broker.host}:{broker.port}")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not reason_code.is_failure:
+            client.subscribe(self.topic_filter, qos=1)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append(Received(message.topic, message.payload, bool(message.retain)))
+            self._cond.notify_all()
+
+    def wait_for(
+        self, predicate: Callable[[list[Received]], bool], timeout_s: float, what: str = ""
+    ) -> list[Received]:
+        """Block until ``predicate(messages)`` holds; fail the test after ``timeout_s``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self.messages), timeout_s):
+                pytest.fail(
+                    f"after {timeout_s} s the subscriber has {len(self.messages)} message(s), "
+                    f"still waiting for {what or 'the condition'}"
+                )
+            return list(self.messages)
+
+    def wait_count(
+        self, n: int, timeout_s: float, topic_filter: str | None = None
+    ) -> list[Received]:
+        """Block until ``n`` messages matching ``topic_filter`` arrived; return those."""
+        self.wait_for(
+            lambda msgs: len(self._matching(msgs, topic_filter)) >= n,
+            timeout_s,
+            f"{n} message(s) on {topic_filter or self.topic_filter}",
+        )
+        return self._matching(list(self.messages), topic_filter)
+
+    def payloads(self, topic_filter: str | None = None) -> list[Any]:
+        with self._cond:
+            return [m.json() for m in self._matching(self.messages, topic_filter)]
+
+    @staticmethod
+    def _matching(msgs: list[Received], topic_filter: str | None) -> list[Received]:
+        if topic_filter is None:
+            return list(msgs)
+        return [m for m in msgs if mqtt.topic_matches_sub(topic_filter, m.topic)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def mqtt_subscriber() -> Iterator[Callable[..., MessageCollector]]:
+    collectors: list[MessageCollector] = []
+
+    def make(broker: Broker, topic_filter: str = "#", persistent: bool = False) -> MessageCollector:
+        collector = MessageCollector(broker, topic_filter, persistent)
+        collectors.append(collector)
+        return collector
+
+    yield make
+    for collector in collectors:
+        collector.close()
