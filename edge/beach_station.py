@@ -1,0 +1,408 @@
+"""The beach station: capture -> sampler -> products -> quality gates -> ``products``
+message -> (later stages via ``analyse``).
+
+:class:`BeachStation` is the daemon's site for ``station.kind = "beach"``. Each
+collection runs one capture + sampler per camera (one thread each), writes the
+products and the JSON sidecar per camera, runs the quality gates, emits one
+``products`` message for the whole collection, then hands the collections to
+``analyse`` (waterline, shoreline) and emits what it returns.
+
+When collections run (``collection.align``):
+
+- ``"clock"``: each clock-aligned window (:class:`edge.sampler.Schedule`). The
+  captures are opened ``open_timeout_s`` before the window starts and closed after
+  it; a video file source is replayed from its start for each window.
+- ``"immediate"``: the first window starts now, the next follow back to back;
+  captures stay open across windows and a video file is read along its own
+  timeline (timestamps relative to the first window's start), so a recorded video
+  is processed at decoding speed. :meth:`BeachStation.run` returns when every file
+  source has ended.
+
+On ``stop`` in the middle of a collection, the collection is finished with the
+frames so far, flagged ``interrupted``, written and emitted (checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.capture import Capture, CaptureStats, Frame
+from edge.config import StationConfig
+from edge.config.collection import CollectionSection
+from edge.config.quality import QualitySection
+from edge.errors import GeoEdgeError
+from edge.messages import envelope, utc_iso
+from edge.products import Collection, ProductAccumulator, write_collection
+from edge.quality import assess
+from edge.sampler import Sampler, Schedule, Window, expected_frames, too_few_frames
+
+log = logging.getLogger(__name__)
+
+#: ``emit(kind, message)``: hand a complete message (see :func:`edge.messages.envelope`) on.
+Emit = Callable[[str, dict[str, Any]], None]
+#: ``analyse(collections) -> [(kind, message), ...]``: later stages on one collection.
+Analyse = Callable[[list[Collection]], list[tuple[str, dict[str, Any]]]]
+
+#: How long one read waits before the loop checks ``stop`` and the clock again (s).
+POLL_S = 0.5
+#: Quality flags that make a TimeX unfit to become the movement reference.
+_NOT_REFERENCE = {"too_dark", "low_contrast", "too_few_frames", "no_frames"}
+
+
+def collect_window(
+    capture: Capture,
+    *,
+    station: str,
+    camera: str,
+    window: Window,
+    collection: CollectionSection,
+    gates: QualitySection,
+    reference: np.ndarray | None = None,
+    stop: threading.Event | None = None,
+    carry: Frame | None = None,
+    expected: int | None = None,
+) -> tuple[Collection, Frame | None]:
+    """Sample ``capture`` over ``window``, accumulate, gate, and write the products.
+
+    Frames stamped before the window are skipped; the first frame at or after its
+    end is returned (with the collection) to open the next window. ``carry`` is
+    such a frame from the previous window. ``expected`` overrides the expected
+    frame count (default: a full window at ``collection.sample_hz``). A fatal capture
+    error ends the collection with the frames so far and sets ``error`` (not logged
+    here: the caller reports it once); the collection is always written (sidecar at
+    least) and returned.
+    """
+    start, end = window
+    sampler = Sampler(collection.sample_hz, start)
+    acc = ProductAccumulator()
+    first = last = None
+    leftover: Frame | None = None
+    interrupted = False
+    error: str | None = None
+    pending = carry
+    while True:
+        if stop is not None and stop.is_set():
+            interrupted = True
+            break
+        try:
+            frame = pending if pending is not None else capture.read(POLL_S)
+        except GeoEdgeError as exc:
+            error = str(exc)
+            break
+        pending = None
+        if frame is None:
+            if capture.ended or (capture.live and time.time() >= end):
+                break
+            continue
+        if frame.time >= end:
+            leftover = frame
+            break
+        if frame.time < start or not sampler.take(frame.time):
+            continue
+        try:
+            acc.add(frame.image)
+        except GeoEdgeError as exc:
+            error = f"{camera}: {exc}"
+            break
+        first = frame.time if first is None else first
+        last = frame.time
+    if expected is None:
+        expected = expected_frames(end - start, collection.sample_hz)
+    flags = []
+    if capture.stats.truncated:
+        flags.append("input_truncated")
+    if interrupted:
+        flags.append("interrupted")
+    if too_few_frames(acc.count, expected, collection.min_frame_fraction):
+        flags.append("too_few_frames")
+    result = Collection(
+        station=station,
+        camera=camera,
+        start=start,
+        end=end,
+        sample_hz=collection.sample_hz,
+        frame_count=acc.count,
+        expected_frames=expected,
+        first_frame_time=first,
+        last_frame_time=last,
+        error=error,
+    )
+    images = None
+    if acc.count == 0:
+        flags.append("no_frames")
+    else:
+        images = acc.images()
+        report = assess(images["timex"], gates, reference)
+        flags.extend(report.flags)
+        result.quality = report.values()
+    result.flags = flags
+    write_collection(
+        result,
+        images,
+        collection.output_dir,
+        image_format=collection.image_format,
+        jpeg_quality=collection.jpeg_quality,
+    )
+    return result, leftover
+
+
+class BeachStation:
+    """The daemon's beach-station site.
+
+    ``emit(kind, message)`` stores a message for MQTT (the daemon's outbox);
+    ``analyse(collections)``, optional, runs the later stages (waterline,
+    shoreline) on the collections of one window and returns ``[(kind, message)]``
+    to emit; an exception there is logged in one line and the ``products`` message
+    is already out. ``run(stop)`` returns after ``stop`` is set (finishing the
+    current collection as ``interrupted``) or, with ``align = "immediate"``, when
+    every file source has ended.
+    """
+
+    def __init__(self, config: StationConfig, emit: Emit, analyse: Analyse | None = None) -> None:
+        self.config = config
+        self.emit = emit
+        self.analyse = analyse
+        self.station = config.station.id
+        self.schedule = Schedule(config.collection)
+        self._lock = threading.Lock()
+        self._totals = {cam.name: CaptureStats() for cam in config.cameras}
+        self._open: dict[str, Capture] = {}
+        self._collections = 0
+        self._last_collection: float | None = None
+        self._references = {cam.name: self._load_reference(cam.name) for cam in config.cameras}
+
+    # -- public ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Collect, write, gate and emit, window after window, until ``stop`` is set."""
+        immediate = self.config.collection.align == "immediate"
+        carry: dict[str, Frame | None] = {}
+        window = None
+        if immediate:
+            now = math.floor(time.time())
+            window = (float(now), now + self.schedule.duration_s)
+            captures = self._open_captures(window[0])
+        try:
+            while not stop.is_set():
+                if not immediate:
+                    window = self.schedule.next_window(time.time())
+                    lead = max(c.open_timeout_s for c in self.config.cameras)
+                    if stop.wait(max(0.0, window[0] - lead - time.time())):
+                        break
+                    captures = self._open_captures(window[0])
+                    carry = {}
+                collections = self._collect_all(captures, window, stop, carry)
+                self._publish(window, collections)
+                if not immediate:
+                    self._close_captures()
+                    continue
+                ended = (not isinstance(c, Capture) or c.ended for c in captures.values())
+                if all(ended) and not any(carry.values()):
+                    break
+                window = self.schedule.back_to_back(window)
+        finally:
+            self._close_captures()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: frames read, reconnects, stalls, dropped frames, decode errors (all
+        cameras and per camera), collections, and ``last_collection`` (UTC ISO or None)."""
+        with self._lock:
+            per_camera = {}
+            for name, total in self._totals.items():
+                live = self._open.get(name)
+                merged = _merged(total, live.stats) if live is not None else total
+                per_camera[name] = {
+                    k: v for k, v in asdict(merged).items() if k not in ("last_frame_time",)
+                }
+            summed = {
+                key: sum(int(cam[key]) for cam in per_camera.values())
+                for key in ("frames_read", "reconnects", "stalls", "dropped", "decode_errors")
+            }
+            last = self._last_collection
+            return {
+                **summed,
+                "collections": self._collections,
+                "last_collection": None if last is None else utc_iso(last),
+                "cameras": per_camera,
+            }
+
+    # -- collection -----------------------------------------------------------------------
+
+    def _open_captures(self, start_time: float) -> dict[str, Capture | GeoEdgeError]:
+        """A capture per camera, or the one-line error that prevented it."""
+        captures: dict[str, Capture | GeoEdgeError] = {}
+        for cam in self.config.cameras:
+            try:
+                capture = Capture.from_camera(cam, start_time=start_time)
+            except GeoEdgeError as exc:
+                log.error("%s: cannot start the capture: %s", cam.name, exc)
+                captures[cam.name] = exc
+                continue
+            captures[cam.name] = capture
+            with self._lock:
+                self._open[cam.name] = capture
+        return captures
+
+    def _close_captures(self) -> None:
+        with self._lock:
+            opened, self._open = self._open, {}
+        for name, capture in opened.items():
+            capture.close()
+            with self._lock:
+                self._totals[name] = _merged(self._totals[name], capture.stats)
+
+    def _collect_all(
+        self,
+        captures: dict[str, Capture | GeoEdgeError],
+        window: Window,
+        stop: threading.Event,
+        carry: dict[str, Frame | None],
+    ) -> list[Collection]:
+        results: dict[str, Collection] = {}
+
+        def one(name: str) -> None:
+            results[name] = self._collect_camera(name, captures[name], window, stop, carry)
+
+        threads = [
+            threading.Thread(target=one, args=(cam.name,), name=f"collect-{cam.name}")
+            for cam in self.config.cameras
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [results[cam.name] for cam in self.config.cameras if cam.name in results]
+
+    def _collect_camera(
+        self,
+        name: str,
+        capture: Capture | GeoEdgeError,
+        window: Window,
+        stop: threading.Event,
+        carry: dict[str, Frame | None],
+    ) -> Collection:
+        col = self.config.collection
+        try:
+            if isinstance(capture, GeoEdgeError):
+                raise capture
+            result, carry[name] = collect_window(
+                capture,
+                station=self.station,
+                camera=name,
+                window=window,
+                collection=col,
+                gates=self.config.quality,
+                reference=self._references.get(name),
+                stop=stop,
+                carry=carry.get(name),
+            )
+        except Exception as exc:
+            if not isinstance(exc, GeoEdgeError):
+                log.exception("%s: collection failed", name)
+            carry[name] = None
+            failed = Collection(
+                station=self.station,
+                camera=name,
+                start=window[0],
+                end=window[1],
+                sample_hz=col.sample_hz,
+                frame_count=0,
+                expected_frames=expected_frames(window[1] - window[0], col.sample_hz),
+                flags=["no_frames", "too_few_frames"],
+                error=str(exc),
+            )
+            with contextlib.suppress(GeoEdgeError):
+                write_collection(failed, None, col.output_dir)
+            return failed
+        self._maybe_keep_reference(result)
+        return result
+
+    def _publish(self, window: Window, collections: list[Collection]) -> None:
+        with self._lock:
+            self._collections += 1
+            self._last_collection = window[0]
+        log.info(
+            "collection %s..%s: %s",
+            utc_iso(window[0]),
+            utc_iso(window[1]),
+            "; ".join(
+                f"{c.camera} {c.frame_count}/{c.expected_frames} frames"
+                + (f" [{', '.join(c.flags)}]" if c.flags else "")
+                + (f" error: {c.error}" if c.error else "")
+                for c in collections
+            ),
+        )
+        message = envelope(
+            "products",
+            self.station,
+            window[0],
+            window={"start": utc_iso(window[0]), "end": utc_iso(window[1])},
+            frame_count=sum(c.frame_count for c in collections),
+            flags=sorted({f for c in collections for f in c.flags}),
+            cameras=[c.summary() for c in collections],
+        )
+        self._emit("products", message)
+        if self.analyse is None:
+            return
+        try:
+            results = self.analyse(collections)
+        except Exception as exc:
+            log.error("analysis of the collection at %s failed: %r", utc_iso(window[0]), exc)
+            return
+        for kind, msg in results:
+            self._emit(kind, msg)
+
+    def _emit(self, kind: str, message: dict[str, Any]) -> None:
+        try:
+            self.emit(kind, message)
+        except Exception as exc:
+            log.error("cannot emit the %s message: %s", kind, exc)
+
+    # -- movement reference ---------------------------------------------------------------
+
+    def _reference_path(self, camera: str) -> Path:
+        return self.config.collection.output_dir / f"reference.{self.station}.{camera}.png"
+
+    def _load_reference(self, camera: str) -> np.ndarray | None:
+        """The configured reference image, else the kept first good TimeX, else None."""
+        path = self.config.quality.reference_images.get(camera) or self._reference_path(camera)
+        if not Path(path).is_file():
+            return None
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            log.error("%s: reference image %s is not readable; movement not checked", camera, path)
+        return image
+
+    def _maybe_keep_reference(self, result: Collection) -> None:
+        """Keep the first good TimeX as the movement reference (and save it)."""
+        if self._references.get(result.camera) is not None or result.timex is None:
+            return
+        if _NOT_REFERENCE & set(result.flags):
+            return
+        self._references[result.camera] = result.timex
+        path = self._reference_path(result.camera)
+        if not cv2.imwrite(str(path), result.timex):
+            log.error("%s: cannot save the movement reference %s", result.camera, path)
+
+
+def _merged(a: CaptureStats, b: CaptureStats) -> CaptureStats:
+    return CaptureStats(
+        frames_read=a.frames_read + b.frames_read,
+        reconnects=a.reconnects + b.reconnects,
+        stalls=a.stalls + b.stalls,
+        dropped=a.dropped + b.dropped,
+        decode_errors=a.decode_errors + b.decode_errors,
+        truncated=a.truncated or b.truncated,
+        last_frame_time=b.last_frame_time or a.last_frame_time,
+    )
