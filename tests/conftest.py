@@ -120,11 +120,10 @@ class Broker:
     def start(self) -> None:
         """Start the broker and wait until its port accepts connections."""
         conf = self._write_conf()
-        self.process = subprocess.Popen(
-            [_mosquitto_binary(), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "mosquitto.stderr", "ab"),  # noqa: SIM115
-        )
+        with open(self.workdir / "mosquitto.stderr", "ab") as stderr:
+            self.process = subprocess.Popen(
+                [_mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=stderr
+            )
         deadline = time.monotonic() + BROKER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,16 +1,22 @@
-"""`geoedge run`: placeholder until its stage lands."""
+"""`geoedge run --config FILE`: the station daemon (what systemd starts)."""
 
 from __future__ import annotations
 
 import argparse
-
-from edge.errors import GeoEdgeError
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="(not yet available)")
+    parser = subparsers.add_parser(
+        "run",
+        help="run the station daemon: site -> outbox -> MQTT (stops cleanly on SIGTERM)",
+    )
+    parser.add_argument("--config", required=True, type=Path, help="station TOML file")
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    raise GeoEdgeError("'run' is not available yet")
+    from edge.config import load_config
+    from edge.daemon import Daemon
+
+    return Daemon(load_config(args.config)).run()
