@@ -46,6 +46,8 @@ from edge.gpr.traces import TraceBlock, sibling_file
 
 log = logging.getLogger(__name__)
 
+#: Queue marker: the line ended (connection closed, file complete).
+END = "end-of-line"
 MAGIC = b"GPRT"
 VERSION = 1
 FRAME = struct.Struct("<4sBBHIIfd")
@@ -150,7 +152,7 @@ class TraceQueue:
     """The bounded queue between a source thread and processing, with its stats."""
 
     def __init__(self, capacity: int) -> None:
-        self.queue: queue.Queue[TraceBlock | None] = queue.Queue(maxsize=capacity)
+        self.queue: queue.Queue[TraceBlock | str] = queue.Queue(maxsize=capacity)
         self.stats = StreamStats(queue_capacity=capacity)
         self._lock = threading.Lock()
 
@@ -169,7 +171,17 @@ class TraceQueue:
             return True
         return False
 
-    def get(self, timeout: float) -> TraceBlock | None:
+    def end_of_line(self, stop: threading.Event) -> None:
+        """Mark the end of a line (a closed connection, the end of a file) with :data:`END`."""
+        while not stop.is_set():
+            try:
+                self.queue.put(END, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, timeout: float) -> TraceBlock | str | None:
+        """The next block, :data:`END` at the end of a line, or None after ``timeout`` s."""
         try:
             return self.queue.get(timeout=timeout)
         except queue.Empty:
@@ -207,6 +219,7 @@ class TcpTraceSource:
                     out.stats.connected = True
                     log.info("connected to trace stream %s", self.source)
                     self._pump(sock, out, stop)
+                    out.end_of_line(stop)
             except (OSError, InputError) as exc:
                 if not stop.is_set():
                     out.stats.errors.append(f"{self.source}: {exc}")
@@ -400,5 +413,6 @@ class FileTailSource:
                     last_growth = time.monotonic()
                     continue
                 if self.idle_s is not None and time.monotonic() - last_growth > self.idle_s:
+                    out.end_of_line(stop)
                     return
                 stop.wait(self.poll_s)

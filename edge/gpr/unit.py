@@ -1,0 +1,129 @@
+"""The GPR unit site of the daemon: live traces in, ``gpr/cavity`` messages out.
+
+``[gpr] source`` is ``tcp://HOST:PORT`` (the trace stream of :mod:`edge.gpr.live`,
+reconnecting), or a file path relative to the config: read once (the site then
+returns and the daemon stops) or, with ``follow = true``, tailed while the GPR
+unit writes it. A source thread fills a bounded queue; :meth:`GprUnit.run`
+processes it. One connection or one file is one line: at its end the pipeline is
+flushed (every open cavity reported) and the next line starts afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.config import StationConfig
+from edge.errors import ConfigError, InputError
+from edge.gpr.live import END, FileTailSource, TcpTraceSource, TraceQueue
+from edge.gpr.pipeline import CavityPipeline, build_detector
+from edge.gpr.readers import read_gpr
+from edge.messages import utc_iso
+
+log = logging.getLogger(__name__)
+
+
+class _WholeFileSource:
+    """A finished file, put into the queue in chunks, then END."""
+
+    def __init__(self, path: Path, chunk: int) -> None:
+        self.path, self.chunk = path, chunk
+
+    def run(self, out: TraceQueue, stop: threading.Event) -> None:
+        block = read_gpr(self.path)
+        for start in range(0, block.n_traces, self.chunk):
+            if not out.put(block.slice(start, start + self.chunk), stop):
+                return
+        out.end_of_line(stop)
+
+
+class GprUnit:
+    """``GprUnit(config, emit)``: ``run(stop)`` until stop (or the end of a one-shot file)."""
+
+    def __init__(self, config: StationConfig, emit) -> None:
+        if config.gpr is None:
+            raise ConfigError("a GPR unit needs a [gpr] section")
+        self.config, self.emit, self.gpr = config, emit, config.gpr
+        self.detector = build_detector(self.gpr)
+        self.queue = TraceQueue(self.gpr.live.queue_chunks)
+        self.one_shot = False
+        src = self.gpr.source
+        if src.startswith("tcp://"):
+            host, _, port = src[len("tcp://") :].rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"gpr.source {src!r}: expected tcp://HOST:PORT")
+            self.source = TcpTraceSource(host, int(port), self.gpr.live.chunk_traces)
+        else:
+            path = Path(src).expanduser()
+            if not path.is_absolute() and config.source_path is not None:
+                path = config.source_path.parent / path
+            if self.gpr.follow:
+                self.source = FileTailSource(path, self.gpr.live.chunk_traces, self.gpr.live.poll_s)
+            else:
+                if not path.is_file():
+                    raise ConfigError(f"gpr.source: file not found: {path}")
+                self.source = _WholeFileSource(path, self.gpr.live.chunk_traces)
+                self.one_shot = True
+        self.snippet_dir = self.gpr.snippets
+        self.pipeline: CavityPipeline | None = None
+        self.cavities = 0
+        self.lines = 0
+        self.last_cavity: float | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        thread = threading.Thread(target=self._source, args=(stop,), name="gpr-source", daemon=True)
+        thread.start()
+        while not stop.is_set():
+            item = self.queue.get(timeout=0.2)
+            if item is None:
+                if self.one_shot and not thread.is_alive() and self.queue.queue.empty():
+                    break
+                continue
+            if item == END:
+                self._end_line()
+                if self.one_shot:
+                    break
+                continue
+            if self.pipeline is None:
+                self.pipeline = CavityPipeline(self.config, item, self.detector, self.snippet_dir)
+            self._send(self.pipeline.feed(item))
+            self.queue.done(item)
+        self._end_line()
+        thread.join(timeout=2.0)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "source": self.gpr.source,
+            "lines": self.lines,
+            "cavities": self.cavities,
+            "last_collection": None if self.last_cavity is None else utc_iso(self.last_cavity),
+            **self.queue.stats.as_dict(),
+        }
+        if self.pipeline is not None:
+            out["pipeline"] = self.pipeline.stats()
+        return out
+
+    def _source(self, stop: threading.Event) -> None:
+        try:
+            self.source.run(self.queue, stop)
+        except InputError as exc:
+            self.queue.stats.errors.append(str(exc))
+            log.error("%s", exc)
+            self.queue.end_of_line(stop)
+
+    def _end_line(self) -> None:
+        if self.pipeline is None:
+            return
+        self._send(self.pipeline.flush())
+        self.lines += 1
+        log.info("line %d done: %s", self.lines, self.pipeline.stats())
+        self.pipeline = None
+
+    def _send(self, messages: list[dict[str, Any]]) -> None:
+        for msg in messages:
+            self.emit("cavity", msg)
+            self.cavities += 1
+            self.last_cavity = time.time()
