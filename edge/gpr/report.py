@@ -71,7 +71,7 @@ def cavity_message(
 
 
 def snippet_png(data: np.ndarray, box: tuple[float, float, float, float], scale: int = 2) -> bytes:
-    """A grey B-scan ``(samples, traces)`` with the box (trace0, sample0, trace1, sample1) in red."""
+    """Grey B-scan ``(samples, traces)`` with the box (trace0, sample0, trace1, sample1) in red."""
     lo, hi = np.percentile(data, [1, 99]) if data.size else (0.0, 1.0)
     span = hi - lo if hi > lo else 1.0
     grey = np.clip((data - lo) / span * 255, 0, 255).astype(np.uint8)
