@@ -3,7 +3,7 @@
 Weights are quantised per channel to int8. Activations are calibrated (MinMax by
 default) on real-looking windows: a directory of images (PNG/JPEG, cut to the model
 input by its resize policy) or of ``.npy`` windows. The model is pre-processed with
-``quant_pre_process`` (shape inference, graph optimisation) first.
+``quant_pre_process`` (ONNX shape inference, graph optimisation) first.
 
 Variants, each built and timed here on this machine's CPU with the same input and
 thread count as the FP32 original:
@@ -70,14 +70,17 @@ VARIANTS = {
 def calibration_windows(
     source: Path, manifest: Manifest, limit: int = MAX_CALIBRATION
 ) -> list[np.ndarray]:
-    """Normalised ``C x H x W`` windows from a directory of images or ``.npy`` windows.
+    """Normalised ``C x H x W`` windows from a directory of images or ``.npy`` windows
+    (or from the ``images/`` folder of a labelled data set).
 
     Logs a warning below :data:`MIN_CALIBRATION` windows; raises InputError when none.
     """
     source = Path(source)
     if not source.is_dir():
         raise InputError(f"calibration directory not found: {source}")
-    files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if (source / "images").is_dir():  # a labelled data set: its images only, not its masks
+        source = source / "images"
+    files = sorted(p for p in source.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     windows: list[np.ndarray] = []
     for path in files:
         raw = read_raw(path, manifest)
@@ -164,7 +167,9 @@ def quantize(
     passing: dict[str, bool] = {}
     with tempfile.TemporaryDirectory(prefix="geoedge-int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre))
+        # ONNX shape inference and graph optimisation; ORT's symbolic shape inference (meant
+        # for transformers) fails on the dynamic batch of a Resize and is not needed here.
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         built: dict[str, Path] = {}
         for name in variants:
             path = Path(tmp) / f"{name}.onnx"
