@@ -90,10 +90,6 @@ class Schedule:
         # Unreachable: the config guarantees one daylight start per day.
         raise ValueError(f"no collection window after {now} with {self.collection}")
 
-    def window_after(self, window: Window) -> Window:
-        """The next clock-aligned window after ``window``."""
-        return self.next_window(window[1])
-
     def back_to_back(self, window: Window) -> Window:
         """The window right after ``window`` (``align = "immediate"``)."""
         return (window[1], window[1] + self.duration_s)

@@ -86,7 +86,7 @@ def test_offset_interval_and_daylight_hours():
     assert sched.next_window(utc(2024, 5, 1, 17, 41))[0] == utc(2024, 5, 2, 6, 5)
     # Consecutive windows step by the interval.
     w = sched.next_window(utc(2024, 5, 1, 7))
-    assert sched.window_after(w)[0] - w[0] == 1800
+    assert sched.next_window(w[1])[0] - w[0] == 1800
 
 
 def test_daylight_hours_may_wrap_past_midnight():
