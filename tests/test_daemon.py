@@ -124,6 +124,11 @@ def test_sigterm_checkpoints_the_site_flushes_and_exits_0(
     assert _seq(data) == list(range(final_n + 1)), "every message once, in order"
     assert set(printed) <= set(_seq(data))
     assert data[-1].json()["interrupted"] is True
+    sub.wait_for(
+        lambda msgs: any(m.topic == STATUS and m.json()["state"] == "offline" for m in msgs),
+        10,
+        "status offline",
+    )
     statuses = [m for m in sub.messages if m.topic == STATUS]
     assert statuses[0].json()["state"] == "online"
     assert statuses[-1].json()["state"] == "offline"

@@ -56,7 +56,7 @@ def test_messages_arrive_once_in_order_and_leave_the_outbox(
     assert _seq(got) == list(range(100))
     assert publisher.flush(5) and outbox.depth() == 0
     publisher.stop()
-    statuses = sub.payloads(STATUS)
+    statuses = [m.json() for m in sub.wait_count(2, 10, STATUS)]
     assert [s["state"] for s in statuses] == ["online", "offline"]
     assert statuses[0]["schema"] == "geoedge.status/1" and statuses[0]["station"] == STATION
     assert statuses[1]["reason"] == "shutdown"

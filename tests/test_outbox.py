@@ -121,7 +121,7 @@ def test_the_byte_bound_drops_as_many_old_messages_as_the_new_one_needs(tmp_path
 def test_a_message_larger_than_the_whole_outbox_is_refused_not_dropped_silently(tmp_path):
     box = Outbox(tmp_path / "outbox.sqlite", max_bytes=1000)
     box.put(PRODUCTS, "small")
-    with pytest.raises(GeoEdgeError, match="exceeds outbox.max_bytes = 1000"):
+    with pytest.raises(GeoEdgeError, match=r"exceeds outbox\.max_bytes = 1000"):
         box.put(PRODUCTS, b"x" * 2000)
     assert [m.payload for m in box.pending()] == [b"small"] and box.dropped() == 0
     box.close()
