@@ -70,6 +70,10 @@ def load_site_factory(spec: str) -> SiteFactory:
             f"cannot start the site: {module_name}.{class_name} is missing from this build "
             f"(no module named {exc.name!r})"
         ) from None
+    except ImportError as exc:
+        raise GeoEdgeError(
+            f"cannot start the site: {module_name}.{class_name} cannot be imported ({exc})"
+        ) from None
     try:
         return getattr(module, class_name)
     except AttributeError:
