@@ -125,11 +125,13 @@ def test_sigterm_checkpoints_the_site_flushes_and_exits_0(
     assert set(printed) <= set(_seq(data))
     assert data[-1].json()["interrupted"] is True
     sub.wait_for(
-        lambda msgs: any(m.topic == STATUS and m.json()["state"] == "offline" for m in msgs),
+        lambda msgs: any(
+            m.topic == STATUS and not m.retain and m.json()["state"] == "offline" for m in msgs
+        ),
         10,
         "status offline",
     )
-    statuses = [m for m in sub.messages if m.topic == STATUS]
+    statuses = [m for m in sub.messages if m.topic == STATUS and not m.retain]
     assert statuses[0].json()["state"] == "online"
     assert statuses[-1].json()["state"] == "offline"
     assert statuses[-1].json()["reason"] == "shutdown"
@@ -156,7 +158,9 @@ def test_sigkill_mid_stream_loses_nothing_that_reached_the_outbox(
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     sub.wait_for(
-        lambda msgs: any(m.topic == STATUS and m.json()["state"] == "offline" for m in msgs),
+        lambda msgs: any(
+            m.topic == STATUS and not m.retain and m.json()["state"] == "offline" for m in msgs
+        ),
         10,
         "the last will",
     )

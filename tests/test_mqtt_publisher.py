@@ -45,18 +45,22 @@ def _put(box: Outbox, numbers) -> None:
         box.put(DATA, json.dumps({"n": n}))
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_messages_arrive_once_in_order_and_leave_the_outbox(
-    mosquitto_broker, mqtt_subscriber, outbox
+    mosquitto_broker, mqtt_subscriber, outbox, protocol
 ):
     sub = mqtt_subscriber(mosquitto_broker, f"geoedge/{STATION}/#")
-    publisher = Publisher(mosquitto_broker.mqtt_section(max_inflight=8), STATION, outbox)
+    cfg = mosquitto_broker.mqtt_section(max_inflight=8, protocol=protocol)
+    publisher = Publisher(cfg, STATION, outbox)
     publisher.start()
     _put(outbox, range(100))
     got = sub.wait_count(100, 20, DATA)
     assert _seq(got) == list(range(100))
     assert publisher.flush(5) and outbox.depth() == 0
     publisher.stop()
-    statuses = [m.json() for m in sub.wait_count(2, 10, STATUS)]
+    # Live status messages (not the retained one left by an earlier test).
+    sub.wait_for(lambda msgs: sum(m.topic == STATUS and not m.retain for m in msgs) >= 2, 10)
+    statuses = [m.json() for m in sub.messages if m.topic == STATUS and not m.retain]
     assert [s["state"] for s in statuses] == ["online", "offline"]
     assert statuses[0]["schema"] == "geoedge.status/1" and statuses[0]["station"] == STATION
     assert statuses[1]["reason"] == "shutdown"
