@@ -190,7 +190,8 @@ class BeachStation:
         carry: dict[str, Frame | None] = {}
         window = None
         if immediate:
-            now = math.floor(time.time())
+            start = self.config.collection.start_utc
+            now = math.floor(start.timestamp() if start is not None else time.time())
             window = (float(now), now + self.schedule.duration_s)
             captures = self._open_captures(window[0])
         try:

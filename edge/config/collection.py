@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from edge.config.base import ConfigPath, Section
 
@@ -31,7 +31,8 @@ class CollectionSection(Section):
       to back, each ``duration_min`` long. A video file is read along its own
       timeline (frame timestamps relative to the first window's start), and the run
       ends when every file source has ended. This is what ``geoedge demo`` and the
-      tests use to process a recorded video without waiting for the wall clock.
+      tests use to process a recorded video without waiting for the wall clock;
+      ``start_utc`` gives the recording's own start time instead of now.
 
     ``image_format`` ``"jpg"`` writes Argus-style JPEG products (``jpeg_quality``);
     ``"png"`` writes lossless products (same names, ``.png``).
@@ -44,6 +45,9 @@ class CollectionSection(Section):
     min_frame_fraction: float = Field(default=0.8, gt=0, le=1)
     daylight_utc: tuple[float, float] = (0.0, 24.0)
     align: Literal["clock", "immediate"] = "clock"
+    #: With ``align = "immediate"``: the UTC time of the first window instead of now, for
+    #: replaying a recording made at a known time (tide and sun then match the frames).
+    start_utc: AwareDatetime | None = None
     #: Where products (images + JSON sidecars) are written.
     output_dir: ConfigPath = Field(default=Path("products"), validate_default=True)
     image_format: Literal["jpg", "png"] = "jpg"
@@ -57,6 +61,8 @@ class CollectionSection(Section):
                 f"does not fit in a {self.interval_min}-minute interval "
                 "(expected duration_min + offset_min <= interval_min)"
             )
+        if self.start_utc is not None and self.align != "immediate":
+            raise ValueError("start_utc is only meaningful with align = 'immediate'")
         lo, hi = self.daylight_utc
         if not (0 <= lo <= 24 and 0 <= hi <= 24):
             raise ValueError("daylight_utc hours must lie in 0..24")

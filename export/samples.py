@@ -1,0 +1,229 @@
+"""Build the sample data bundled with the package for ``geoedge demo`` (``edge/samples/``).
+
+Nothing here is real field data: the bundled samples are rendered by the project's own
+generators so that the demo runs anywhere without a camera, a GPR antenna or a download.
+
+Beach sample (``edge/samples/beach/``): a fictitious station ``demo-01`` on an east-facing
+beach in EPSG:5187 (Korea 2000 / East Sea belt 2010), one camera ``c1`` on a 26 m mast.
+:class:`export.scene.BeachScene` ray-casts the camera over a planar beach (tan(beta) =
+0.09, elevation 1.0 m at the shore origin, dune crest at 4.6 m); every video frame adds
+swash that runs up and down the slope, shoreward-moving wave crests with foam, sand
+texture and a sky gradient. The tide table ``tide.csv`` holds the water level the frames
+were rendered at, so the demo's waterline can be checked against the known geometry
+(``truth.json``: true chainage of the still-water line on each transect).
+
+``python -m export.samples`` rewrites the samples; the output is deterministic (seeded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.camera_model import Camera, Extrinsics, Intrinsics
+from export.scene import SAND, BeachProfile, BeachScene, look_at_camera
+
+SAMPLES = Path(__file__).resolve().parents[1] / "edge" / "samples"
+
+#: Shore origin of the demo site, EPSG:5187 (lon 129.1625 E, lat 37.4762 N).
+SHORE_ORIGIN = (214373.70, 541875.04)
+SEAWARD_AZIMUTH_DEG = 100.0
+RECORDED_AT = dt.datetime(2026, 6, 15, 3, 0, 0, tzinfo=dt.UTC)
+WATER_LEVEL_M = 0.32
+FPS = 2.0
+SECONDS = 66
+TRANSECT_ALONGSHORE_M = (-60.0, -30.0, 0.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class BeachSample:
+    """The fixed geometry of the demo beach."""
+
+    scene: BeachScene
+    swash_m: float = 0.25
+    swash_period_s: float = 11.0
+
+
+def demo_beach() -> BeachSample:
+    """The demo scene: camera 48 m landward of the shore origin, 26 m up, looking seaward."""
+    scene0 = BeachScene(
+        look_at_camera((0, 0, 0), (0, 1, 0), nu=640, nv=512),
+        BeachProfile(z_origin=1.0, slope=0.09, crest_z=4.6),
+        shore_origin=SHORE_ORIGIN,
+        seaward_azimuth_deg=SEAWARD_AZIMUTH_DEG,
+    )
+    cam_xy = scene0.to_world(np.array([-48.0]), np.array([-50.0]))[0]
+    target_xy = scene0.to_world(np.array([30.0]), np.array([10.0]))[0]
+    ideal = look_at_camera(
+        (cam_xy[0], cam_xy[1], 26.0),
+        (target_xy[0], target_xy[1], 0.0),
+        nu=640,
+        nv=512,
+        hfov_deg=62.0,
+        name="c1",
+    )
+    ic = ideal.intrinsics
+    lens = Intrinsics(
+        NU=ic.NU,
+        NV=ic.NV,
+        c0U=ic.c0U + 3.5,
+        c0V=ic.c0V - 2.0,
+        fx=ic.fx,
+        fy=ic.fy * 1.001,
+        d1=-0.06,
+        d2=0.015,
+        t1=0.0004,
+        t2=-0.0002,
+    )
+    e = ideal.extrinsics
+    camera = Camera(lens, Extrinsics(e.x, e.y, e.z, e.a, e.t, 0.004), "c1")
+    return BeachSample(
+        BeachScene(
+            camera,
+            scene0.profile,
+            shore_origin=SHORE_ORIGIN,
+            seaward_azimuth_deg=SEAWARD_AZIMUTH_DEG,
+        )
+    )
+
+
+def render_frames(sample: BeachSample, seconds: float, fps: float, seed: int = 7):
+    """Yield BGR frames (uint8) of the demo beach at ``WATER_LEVEL_M`` with moving swash.
+
+    The terrain is cast once at a water level far below the beach, so every ground pixel
+    knows its terrain elevation; a pixel sees water in a frame when its terrain lies
+    below the instantaneous swash level (its ray crossed the water surface first).
+    """
+    rng = np.random.default_rng(seed)
+    scene = sample.scene
+    dry = scene.render(water_level=-50.0)
+    ground = dry.labels == SAND
+    z = np.full(dry.labels.shape, np.nan)
+    z[ground] = scene.terrain(dry.world_xyz[ground][:, :2])
+    s = np.full(dry.labels.shape, np.nan)
+    a = np.full(dry.labels.shape, np.nan)
+    s[ground], a[ground] = scene.to_shore(dry.world_xyz[ground][:, :2])
+    rows = np.linspace(0.0, 1.0, z.shape[0])[:, None, None]
+    sky = np.array([235, 206, 170]) * (1 - 0.3 * rows) + np.array([250, 245, 240]) * 0.3 * rows
+    grain = rng.normal(0.0, 9.0, z.shape)[..., None]
+    dune = ground & (z >= scene.profile.crest_z - 1e-6)
+    still = scene.shoreline_chainage(WATER_LEVEL_M)
+    for k in range(int(seconds * fps)):
+        t = k / fps
+        phase = 2 * np.pi * (t / sample.swash_period_s) + np.nan_to_num(a) / 35.0
+        level = WATER_LEVEL_M + sample.swash_m * np.maximum(0.0, np.sin(phase)) - 0.05
+        water = ground & (z < level)
+        frame = np.empty((*z.shape, 3), np.float64)
+        frame[:] = sky
+        frame[ground] = np.array([150.0, 190.0, 215.0])
+        frame[ground & (z < WATER_LEVEL_M + sample.swash_m)] = (110.0, 140.0, 165.0)
+        frame[dune] = (60.0, 110.0, 80.0)
+        frame = frame + np.where(ground[..., None], grain, 0.0)
+        off = np.nan_to_num(s - still)
+        crest = np.cos(2 * np.pi * (off + 6.0 * t) / 25.0) > 0.6
+        surf = water & (off < 70.0) & crest
+        edge_foam = water & (z > level - 0.06)
+        frame[water] = (120.0, 100.0, 45.0)
+        frame[surf | edge_foam] = (235.0, 235.0, 230.0)
+        frame += rng.normal(0.0, 1.0, frame.shape)
+        yield np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def write_beach(out: Path) -> None:
+    """Write the beach sample: calibration, transects, ROI, tide table, video, truth."""
+    out.mkdir(parents=True, exist_ok=True)
+    sample = demo_beach()
+    cam = sample.scene.camera
+    ic, e = cam.intrinsics, cam.extrinsics
+    (out / "c1_IO.json").write_text(
+        json.dumps(
+            {
+                k: getattr(ic, k)
+                for k in ("NU", "NV", "c0U", "c0V", "fx", "fy", "d1", "d2", "d3", "t1", "t2")
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    (out / "c1_EO.json").write_text(
+        json.dumps({k: round(getattr(e, k), 6) for k in ("x", "y", "z", "a", "t", "r")}, indent=1)
+        + "\n"
+    )
+    features, truth = [], []
+    for i, along in enumerate(TRANSECT_ALONGSHORE_M, start=1):
+        line = sample.scene.transect(along, -40.0, 110.0)
+        tid = f"T{i:02d}"
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"id": tid},
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": [[round(x, 2), round(y, 2)] for x, y in line.coords],
+                },
+            }
+        )
+        truth.append(
+            {
+                "id": tid,
+                "still_water_distance_m": round(sample.scene.true_chainage(line, WATER_LEVEL_M), 3),
+            }
+        )
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::5187"}}
+    (out / "transects.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}, indent=1) + "\n"
+    )
+    ring = sample.scene.to_world(
+        np.array([-35.0, 120.0, 120.0, -35.0, -35.0]), np.array([-90.0, -90.0, 90.0, 90.0, -90.0])
+    )
+    (out / "roi.geojson").write_text(
+        json.dumps(
+            {"type": "Polygon", "coordinates": [[[round(x, 2), round(y, 2)] for x, y in ring]]},
+            indent=1,
+        )
+        + "\n"
+    )
+    with (out / "tide.csv").open("w") as f:
+        f.write("time,level_m\n")
+        for h in (-2, -1, 0, 1, 2):
+            when = RECORDED_AT + dt.timedelta(hours=h)
+            f.write(f"{when.isoformat().replace('+00:00', 'Z')},{WATER_LEVEL_M:.3f}\n")
+    (out / "truth.json").write_text(
+        json.dumps(
+            {
+                "recorded_at": RECORDED_AT.isoformat().replace("+00:00", "Z"),
+                "water_level_m": WATER_LEVEL_M,
+                "slope": sample.scene.profile.slope,
+                "swash_amplitude_m": sample.swash_m,
+                "transects": truth,
+                "note": "rendered by export.samples; distances from each transect's landward end",
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    writer = cv2.VideoWriter(
+        str(out / "c1.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (ic.NU, ic.NV)
+    )
+    for frame in render_frames(sample, SECONDS, FPS):
+        writer.write(frame)
+    writer.release()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=SAMPLES)
+    args = parser.parse_args(argv)
+    write_beach(args.out / "beach")
+    print(f"wrote {args.out / 'beach'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
