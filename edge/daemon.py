@@ -126,9 +126,7 @@ class Daemon:
             self.outbox.close()
             raise
         previous = {
-            sig: signal.signal(
-                sig, lambda signum, frame: self.request_stop(signal.strsignal(signum))
-            )
+            sig: signal.signal(sig, self._on_signal)
             for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
