@@ -3,17 +3,19 @@
 The daemon owns no algorithm. It opens the outbox, starts the :class:`Publisher`,
 builds the site named by ``station.kind`` and runs it in a thread:
 
-- ``beach``: ``edge.beach_station.BeachStation(config, emit)``
-- ``gpr``: ``edge.gpr.unit.GprUnit(config, emit)``
+- ``beach``: :func:`edge.beach_pipeline.beach_site` (capture -> products, then
+  waterline -> slope -> shoreline after each collection)
+- ``gpr``: :func:`edge.gpr.unit.gpr_site` (trace stream -> cavities)
 
-A site has ``run(stop: threading.Event) -> None``, which returns once ``stop`` is
+A site factory is called as ``factory(config, emit, subscribe)``. A site has
+``run(stop: threading.Event) -> None``, which returns once ``stop`` is
 set and its current collection/scan is finished or checkpointed, and ``stats() ->
 dict`` (its own counters; the key ``last_collection``, a UTC ISO time or None, is
 copied into the ``stats`` message). It sends results with ``emit(kind, message)``
 (:meth:`Daemon.emit`, a complete payload built with :func:`edge.messages.envelope`),
 which returns once the message is durably in the outbox. A site that needs MQTT
-inputs (tide, waves) calls :meth:`Daemon.subscribe`, reachable as
-``emit.__self__.subscribe`` since ``emit`` is the daemon's bound method.
+inputs (tide, waves) registers them with ``subscribe(topic_filter, callback)``
+(:meth:`Daemon.subscribe`).
 
 SIGTERM/SIGINT set ``stop``; the daemon waits for the site, sends what is queued
 for up to ``mqtt.shutdown_grace_s`` s, publishes the retained status offline and
@@ -54,10 +56,12 @@ class Site(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
-SiteFactory = Callable[[StationConfig, Emit], Site]
+#: ``subscribe(topic_filter, callback)``: deliver MQTT input messages to ``callback``.
+Subscribe = Callable[[str, InputCallback], None]
+SiteFactory = Callable[[StationConfig, Emit, Subscribe], Site]
 
-#: ``station.kind`` -> "module:Class" of the site, imported only when needed.
-SITES = {"beach": "edge.beach_station:BeachStation", "gpr": "edge.gpr.unit:GprUnit"}
+#: ``station.kind`` -> "module:factory" of the site, imported only when needed.
+SITES = {"beach": "edge.beach_pipeline:beach_site", "gpr": "edge.gpr.unit:gpr_site"}
 
 
 def load_site_factory(spec: str) -> SiteFactory:
@@ -121,13 +125,12 @@ class Daemon:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT or until the site returns; the process exit code."""
         try:
-            self._site = self._factory(self.config, self.emit)
+            self._site = self._factory(self.config, self.emit, self.subscribe)
         except BaseException:
             self.outbox.close()
             raise
         previous = {
-            sig: signal.signal(sig, self._on_signal)
-            for sig in (signal.SIGTERM, signal.SIGINT)
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
             self.publisher.start()

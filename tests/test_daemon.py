@@ -35,7 +35,7 @@ SITE = textwrap.dedent(
     from edge.messages import envelope, utc_iso
 
     class CounterSite:
-        def __init__(self, config, emit):
+        def __init__(self, config, emit, subscribe):
             self.emit, self.station, self.n, self.last = emit, config.station.id, 0, None
 
         def run(self, stop):

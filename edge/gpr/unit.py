@@ -127,3 +127,9 @@ class GprUnit:
             self.emit("cavity", msg)
             self.cavities += 1
             self.last_cavity = time.time()
+
+
+def gpr_site(config: StationConfig, emit, subscribe) -> GprUnit:
+    """The daemon's factory for a GPR unit (it takes no MQTT inputs: ``subscribe`` unused)."""
+    del subscribe
+    return GprUnit(config, emit)
