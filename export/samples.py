@@ -12,6 +12,12 @@ texture and a sky gradient. The tide table ``tide.csv`` holds the water level th
 were rendered at, so the demo's waterline can be checked against the known geometry
 (``truth.json``: true chainage of the still-water line on each transect).
 
+GPR sample (``edge/samples/gpr/``): a 60 m survey line of a fictitious 400 MHz GSSI unit
+(16-bit DZT, 512 samples, 60 ns, 20 scans/m) over ground of velocity 0.10 m/ns, built
+from the reflector physics of :mod:`export.synth_bscan` (direct wave, ringing, two
+layers, stones, noise) with two air-filled cavities and two metal pipes at known
+positions and depths (``truth.json``).
+
 ``python -m export.samples`` rewrites the samples; the output is deterministic (seeded).
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,7 @@ import numpy as np
 
 from edge.camera_model import Camera, Extrinsics, Intrinsics
 from export.scene import SAND, BeachProfile, BeachScene, look_at_camera
+from export.synth_bscan import C_AIR, Reflector, add_event, reflection_coefficient, render_reflector
 
 SAMPLES = Path(__file__).resolve().parents[1] / "edge" / "samples"
 
@@ -216,12 +224,113 @@ def write_beach(out: Path) -> None:
     writer.release()
 
 
+#: Demo GPR line: antenna (GHz), time window (ns), samples, trace spacing (m), traces, v (m/ns).
+GPR_F_GHZ, GPR_RANGE_NS, GPR_SAMPLES, GPR_DX_M, GPR_TRACES, GPR_V = 0.4, 60.0, 512, 0.05, 1200, 0.10
+GPR_T0_INDEX = 16
+#: (class, apex position m, depth of the top m, radius m) of the labelled targets.
+GPR_TARGETS = (
+    ("cavity", 12.0, 0.60, 0.30),
+    ("pipe", 22.5, 0.80, 0.05),
+    ("cavity", 33.0, 1.00, 0.40),
+    ("pipe", 46.0, 1.30, 0.10),
+)
+
+
+def gpr_line(seed: int = 11) -> tuple[np.ndarray, list[Reflector]]:
+    """Raw demo B-scan (samples, traces) float64 and its labelled reflectors."""
+    rng = np.random.default_rng(seed)
+    dt = GPR_RANGE_NS / GPR_SAMPLES
+    x = np.arange(GPR_TRACES) * GPR_DX_M
+    tt = (np.arange(GPR_SAMPLES) - GPR_T0_INDEX) * dt
+    f, v, n = GPR_F_GHZ, GPR_V, GPR_TRACES
+    data = np.zeros((GPR_SAMPLES, n))
+    add_event(data, rng.normal(0.0, 0.03, n), np.full(n, 8.0), dt, GPR_T0_INDEX, f)
+    add_event(data, 0.6 / f + rng.normal(0.0, 0.03, n), np.full(n, -3.0), dt, GPR_T0_INDEX, f)
+    ring = np.where(tt > 0, np.sin(2 * np.pi * f * 1.1 * tt) * np.exp(-tt * f / 4.0), 0.0)
+    data += 0.8 * ring[:, None]
+    for t_layer, amp in ((18.0, 0.25), (41.0, -0.18)):
+        add_event(data, t_layer + 1.5 * np.sin(x / 9.0), np.full(n, amp), dt, GPR_T0_INDEX, f)
+    eps_host = (C_AIR / v) ** 2
+    targets = []
+    for cls, x0, depth, radius in GPR_TARGETS:
+        if cls == "cavity":
+            ref = Reflector(cls, x0, depth, radius, v, reflection_coefficient(eps_host, 1.0), C_AIR)
+        else:
+            ref = Reflector(cls, x0, depth, radius, v, -1.0, 0.0)
+        render_reflector(data, ref, x, dt, GPR_T0_INDEX, f, 3.0, 0.02, 12.0)
+        targets.append(ref)
+    for _ in range(30):
+        stone = Reflector(
+            "clutter",
+            float(rng.uniform(0, x[-1])),
+            float(rng.uniform(0.2, 2.5)),
+            0.0,
+            v,
+            float(rng.choice([-1, 1]) * rng.uniform(0.02, 0.1)),
+            0.0,
+        )
+        render_reflector(data, stone, x, dt, GPR_T0_INDEX, f, 3.0, 0.02, 12.0)
+    data += rng.normal(0.0, 0.01, data.shape) * (1 + np.clip(tt, 0, None)[:, None] / 20.0)
+    return data, targets
+
+
+def write_dzt(path: Path, data: np.ndarray) -> None:
+    """Write one channel of ``data`` (samples, traces) as a 16-bit GSSI DZT.
+
+    Header fields as :mod:`edge.gpr.dzt` reads them; samples 0 and 1 of each scan are
+    the scan counter and the mark word, as a SIR unit writes them.
+    """
+    head = bytearray(1024)
+    struct.pack_into("<5H", head, 0, 0x00FF, 1024, GPR_SAMPLES, 16, 0)
+    position = -GPR_T0_INDEX * GPR_RANGE_NS / GPR_SAMPLES
+    struct.pack_into("<5f", head, 10, 100.0, 1.0 / GPR_DX_M, 0.0, position, GPR_RANGE_NS)
+    struct.pack_into("<H", head, 52, 1)
+    struct.pack_into("<f", head, 54, (C_AIR / GPR_V) ** 2)
+    head[98:112] = b"400MHz demo".ljust(14, b"\x00")
+    scale = 30000.0 / np.abs(data).max()
+    words = np.clip(np.round(data * scale) + 32768, 0, 65535).astype("<u2")
+    words[0, :] = np.arange(words.shape[1]) % 65536
+    words[1, :] = 0
+    path.write_bytes(bytes(head) + words.T.tobytes())
+
+
+def write_gpr(out: Path) -> None:
+    """Write the GPR sample: the DZT line and its ground truth."""
+    out.mkdir(parents=True, exist_ok=True)
+    data, targets = gpr_line()
+    write_dzt(out / "line01.DZT", data)
+    truth = [
+        {
+            "class": r.cls,
+            "distance_m": r.x0_m,
+            "trace": round(r.x0_m / GPR_DX_M),
+            "depth_top_m": r.depth_top_m,
+            "radius_m": r.radius_m,
+            "velocity_m_per_ns": r.velocity_m_per_ns,
+        }
+        for r in targets
+    ]
+    (out / "truth.json").write_text(
+        json.dumps(
+            {
+                "antenna_mhz": GPR_F_GHZ * 1000,
+                "trace_spacing_m": GPR_DX_M,
+                "targets": truth,
+                "note": "rendered by export.samples; distances from the first trace",
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=SAMPLES)
     args = parser.parse_args(argv)
     write_beach(args.out / "beach")
-    print(f"wrote {args.out / 'beach'}")
+    write_gpr(args.out / "gpr")
+    print(f"wrote {args.out / 'beach'} and {args.out / 'gpr'}")
     return 0
 
 
