@@ -274,6 +274,51 @@ def synthesize(rng: np.random.Generator, n_traces: int = 256, n_samples: int = 5
     return BScan(data.astype(np.float32), dt, dx, t0_index, f, v, truths)
 
 
+def cylinder_scene(
+    eps_r: float,
+    targets: list[tuple[str, float, float, float]],
+    frequency_ghz: float = 0.4,
+    dx_m: float = 0.05,
+    n_traces: int = 256,
+    n_samples: int = 512,
+    time_range_ns: float | None = None,
+    noise: float = 0.01,
+    seed: int = 0,
+) -> BScan:
+    """A gprMax-style B-scan: cylinders in a homogeneous host of relative permittivity ``eps_r``.
+
+    ``targets`` are ``(cls, x0_m, depth_top_m, radius_m)``: ``"pipe"`` a metal cylinder
+    (r = -1), ``"cavity"`` an air-filled one. Velocity ``v = c / sqrt(eps_r)``, c = 0.2998
+    m/ns; a direct wave at time zero (sample 10), a weak ground-coupling ring, Gaussian noise
+    of std ``noise`` (the direct wave has amplitude 8). The time range defaults to 1.6 times
+    the two-way time of the deepest target's bottom, at least 20 periods.
+    """
+    rng = np.random.default_rng(seed)
+    v = C_AIR / np.sqrt(eps_r)
+    deepest = max((d + 2 * r for _, _, d, r in targets), default=1.0)
+    t_range = time_range_ns or max(1.6 * 2 * deepest / v, 20 / frequency_ghz)
+    t0_index = 10
+    dt = t_range / (n_samples - t0_index)
+    x = np.arange(n_traces) * dx_m
+    data = np.zeros((n_samples, n_traces))
+    add_event(data, np.zeros(n_traces), np.full(n_traces, 8.0), dt, t0_index, frequency_ghz)
+    add_event(
+        data, np.full(n_traces, 0.6 / frequency_ghz), np.full(n_traces, -3.0), dt, t0_index,
+        frequency_ghz,
+    )  # fmt: skip
+    truths = []
+    beam_p, half_angle = 2.0, _beam_half_angle(2.0)
+    for cls, x0, depth, radius in targets:
+        if cls == "pipe":
+            ref = Reflector(cls, x0, depth, radius, v, -1.0, 0.0)
+        else:
+            ref = Reflector(cls, x0, depth, radius, v, reflection_coefficient(eps_r, 1.0), C_AIR)
+        render_reflector(data, ref, x, dt, t0_index, frequency_ghz, beam_p, 0.0, t_range / 3)
+        truths.append(_truth(ref, x, dx_m, half_angle, frequency_ghz, t_range))
+    data += rng.normal(0.0, noise, data.shape)
+    return BScan(data.astype(np.float32), dt, dx_m, t0_index, frequency_ghz, v, truths)
+
+
 def _truth(ref: Reflector, x: np.ndarray, dx: float, half_angle: float, f: float, t_max: float):
     """Ground truth and visible box: where the beam pattern is above 0.3 of its peak."""
     half_width = (ref.depth_top_m + ref.radius_m) * np.tan(half_angle)

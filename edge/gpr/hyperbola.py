@@ -1,0 +1,288 @@
+"""Hyperbola fit inside a detector box: apex, two-way time, velocity, depth (and radius).
+
+Units and conventions: along-track position x in m (trace index times the trace spacing),
+two-way time t in ns from time zero (row ``k`` of a processed window is at ``k * dt_ns``),
+velocity v in m/ns, depth in m below the surface. Boxes are ``(trace0, sample0, trace1,
+sample1)`` in window coordinates (columns, rows; fractional), as the detector returns them.
+
+Steps:
+
+1. The reflection: the envelope (``|hilbert|`` along time) of every trace in the box; per
+   trace, the first envelope peak above a share of the box maximum (the top of the target:
+   the bottom echo of a void and multiples come later), refined to a fraction of a sample by
+   a parabola through the peak.
+2. Linear least squares on ``t^2 = t0^2 + 4 (x - x0)^2 / v^2`` expanded as
+   ``t^2 = a + b x + c x^2`` (``c = 4 / v^2``, ``x0 = -b / 2c``, ``t0^2 = a - c x0^2``), with
+   picks more than 3 robust standard deviations off the curve dropped and the fit repeated.
+3. Nonlinear refinement (``scipy.optimize.least_squares``, soft-L1 loss) of the cylinder model
+   ``t(x) = 2/v sqrt((x - x0)^2 + (d + R)^2) - 2R/v`` with ``d = v t0 / 2``: once for a point
+   reflector (R = 0), once with R free; the radius is reported only where it is constrained
+   (its standard error below half its value and the misfit lower beyond chance:
+   F > :data:`F_RADIUS`).
+4. Depth to the top ``d = v t0 / 2``. When the fit is poor (too few picks, RMS misfit above
+   :data:`MAX_RMS_SAMPLES` samples, or v outside :data:`VELOCITY_RANGE`), the configured
+   velocity is used with the apex pick instead, and ``velocity_source`` says ``"configured"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.signal import hilbert
+
+#: Plausible GPR velocities, m/ns (water 0.033 .. air 0.3).
+VELOCITY_RANGE = (0.03, 0.3)
+#: Fewest picked traces for a velocity fit.
+MIN_PICKS = 6
+#: Largest RMS misfit of a trusted fit, in samples.
+MAX_RMS_SAMPLES = 2.0
+#: F statistic (1 extra parameter) above which the radius is taken as constrained: the
+#: 99.9 % point of chi-square with 1 degree of freedom.
+F_RADIUS = 10.83
+#: A trace's pick must reach this share of the box's strongest envelope.
+PICK_SHARE = 0.3
+
+
+@dataclass(frozen=True)
+class HyperbolaFit:
+    """Result of :func:`fit_box`.
+
+    ``apex_trace`` is the apex column in the window (fractional); ``t0_ns`` the apex two-way
+    time; ``depth_m`` the depth of the top, ``v t0 / 2``; ``velocity_source`` ``"fit"`` or
+    ``"configured"`` (the fit was poor: ``reason`` says why); ``radius_m`` None unless
+    constrained; ``rms_ns`` the misfit of the picks; ``picks`` the number of traces used.
+    """
+
+    apex_trace: float
+    t0_ns: float
+    velocity_m_per_ns: float
+    depth_m: float
+    velocity_source: str
+    radius_m: float | None
+    rms_ns: float
+    picks: int
+    reason: str = ""
+
+
+def pick_reflection(
+    data: np.ndarray,
+    box: tuple[float, float, float, float],
+    dt_ns: float,
+    spacing_m: float,
+    share: float = PICK_SHARE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and fractional rows of the target's top reflection, traced trace by trace.
+
+    ``data`` is a processed window ``(samples, traces)`` (``dt_ns`` ns per row,
+    ``spacing_m`` m per trace). Seeds: the envelope's strongest
+    point in the box (moved up its trace to an earlier peak of at least half its strength:
+    the top echo of a void comes before its bottom echo), the earliest strong peak of any
+    trace, and the first strong peak of the box's middle trace. From each seed the ridge is
+    followed to both sides (:func:`_track`); the longest track whose picks form a
+    hyperbola of plausible velocity wins (else the longest). Returns ``(cols, rows)``
+    sorted by column, rows refined to a fraction of a sample by a parabola.
+    """
+    n_rows, n_cols = data.shape
+    c0 = int(np.clip(np.floor(box[0]), 0, n_cols - 1))
+    c1 = int(np.clip(np.ceil(box[2]), c0 + 1, n_cols))
+    r0 = int(np.clip(np.floor(box[1]), 0, n_rows - 1))
+    r1 = int(np.clip(np.ceil(box[3]), r0 + 3, n_rows))
+    # Envelope over the whole time axis (no edge effect at the box top).
+    env = np.abs(hilbert(np.asarray(data[:, c0:c1], np.float64), axis=0))
+    inside = env[r0:r1]
+    top = float(inside.max())
+    if not top > 0:
+        return np.zeros(0), np.zeros(0)
+    noise = 3.0 * float(np.median(inside))
+    seeds = []
+    r, c = np.unravel_index(int(np.argmax(inside)), inside.shape)
+    earlier = [k for k in _peaks(env[:, c], r0, r + r0 + 1) if env[k, c] >= 0.5 * env[r + r0, c]]
+    seeds.append((earlier[0] if earlier else r + r0, int(c)))
+    strong = inside >= 0.5 * top
+    if strong.any():
+        rows_first = np.where(strong.any(axis=0), np.argmax(strong, axis=0), n_rows)
+        c = int(np.argmin(rows_first))
+        seeds.append((int(rows_first[c]) + r0, c))
+    mid = (c1 - c0) // 2
+    first = [k for k in _peaks(env[:, mid], r0, r1) if env[k, mid] >= share * top]
+    if first:
+        seeds.append((first[0], mid))
+    best: tuple[bool, int] = (False, -1)
+    cols = rows = np.zeros(0)
+    for seed in dict.fromkeys(seeds):
+        tc, tr = _track(env, seed, share, noise)
+        fit = fit_linear(tc * spacing_m, tr * dt_ns) if len(tc) >= 3 else None
+        plausible = fit is not None and VELOCITY_RANGE[0] <= fit[2] <= VELOCITY_RANGE[1]
+        score = (plausible, len(tc))
+        if score > best:
+            best, cols, rows = score, tc, tr
+    k = rows.astype(np.int64)
+    inner = (k > 0) & (k < n_rows - 1)
+    ci = cols[inner]
+    y0, y1, y2 = env[k[inner] - 1, ci], env[k[inner], ci], env[k[inner] + 1, ci]
+    denom = y0 - 2 * y1 + y2
+    safe = np.where(np.abs(denom) > 1e-12, denom, -1.0)
+    rows = rows.copy()
+    rows[inner] += np.clip(0.5 * (y0 - y2) / safe, -0.5, 0.5)
+    return (cols + c0).astype(np.float64), rows
+
+
+def _track(
+    env: np.ndarray, seed: tuple[int, int], share: float, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Follow an envelope ridge from ``seed`` (row, col) to both sides, one trace a step.
+
+    Each step takes the envelope peak nearest the row extrapolated from the last two picks,
+    within about half the pulse length; the ridge ends after three traces without a peak
+    above ``share`` of the seed's strength (and above ``noise``).
+    """
+    n_cols = env.shape[1]
+    seed_r, seed_c = seed
+    column = env[:, seed_c]
+    strength = column[seed_r]
+    half = column >= 0.5 * strength
+    width = int(np.argmin(half[seed_r:])) + int(np.argmin(half[seed_r::-1]))
+    reach = max(2.0, 0.6 * width)
+    floor = max(share * strength, noise)
+    picks = {seed_c: float(seed_r)}
+    for step in (1, -1):
+        prev, slope, misses, c = float(seed_r), 0.0, 0, seed_c + step
+        while 0 <= c < n_cols and misses < 3:
+            pred = prev + slope * (misses + 1)
+            lo, hi = int(np.floor(pred - reach)), int(np.ceil(pred + reach)) + 1
+            cand = [k for k in _peaks(env[:, c], lo, hi) if env[k, c] >= floor]
+            if cand:
+                r = float(min(cand, key=lambda k: abs(k - pred)))
+                slope = (r - prev) / (misses + 1)
+                prev, misses = r, 0
+                picks[c] = r
+            else:
+                misses += 1
+            c += step
+    cols = np.array(sorted(picks), dtype=np.int64)
+    return cols, np.array([picks[c] for c in cols])
+
+
+def _peaks(trace: np.ndarray, lo: int, hi: int) -> list[int]:
+    """Rows of local maxima of ``trace`` in ``[lo, hi)``, earliest first."""
+    lo, hi = max(lo, 1), min(hi, len(trace) - 1)
+    if hi <= lo:
+        return []
+    seg = trace[lo:hi]
+    up = seg >= trace[lo - 1 : hi - 1]
+    down = seg >= trace[lo + 1 : hi + 1]
+    return [int(i) + lo for i in np.nonzero(up & down)[0]]
+
+
+def fit_linear(x: np.ndarray, t: np.ndarray) -> tuple[float, float, float] | None:
+    """``(x0, t0, v)`` from ``t^2 = t0^2 + 4 (x - x0)^2 / v^2`` by linear least squares.
+
+    Picks with a residual above 3 robust standard deviations are dropped and the fit
+    repeated (twice). None when the curve opens downwards or is degenerate.
+    """
+    keep = np.ones(len(x), bool)
+    for _ in range(3):
+        if keep.sum() < 3:
+            return None
+        xs = x[keep]
+        design = np.c_[np.ones_like(xs), xs, xs * xs]
+        (a, b, c), *_ = np.linalg.lstsq(design, t[keep] ** 2, rcond=None)
+        if c <= 0:
+            return None
+        resid = np.abs(np.c_[np.ones_like(x), x, x * x] @ np.array([a, b, c]) - t**2)
+        scale = 1.4826 * np.median(resid[keep]) + 1e-9
+        new = resid <= 3 * scale
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    x0 = -b / (2 * c)
+    t0_sq = a - c * x0 * x0
+    if t0_sq <= 0:
+        return None
+    return float(x0), float(np.sqrt(t0_sq)), float(2.0 / np.sqrt(c))
+
+
+def travel_time(x: np.ndarray, x0: float, t0: float, v: float, radius: float) -> np.ndarray:
+    """Two-way time (ns) of the top of a cylinder of radius ``radius`` (m), apex at (x0, t0)."""
+    d = v * t0 / 2.0
+    return 2.0 / v * np.sqrt((x - x0) ** 2 + (d + radius) ** 2) - 2.0 * radius / v
+
+
+def fit_box(
+    data: np.ndarray,
+    box: tuple[float, float, float, float],
+    dt_ns: float,
+    spacing_m: float,
+    velocity_m_per_ns: float,
+) -> HyperbolaFit:
+    """Fit the hyperbola in ``box`` of the processed window ``data`` (see the module docstring).
+
+    ``dt_ns`` ns per sample (row 0 = time zero), ``spacing_m`` m per trace,
+    ``velocity_m_per_ns`` the configured velocity used when the fit is poor.
+    """
+    cols, rows = pick_reflection(data, box, dt_ns, spacing_m)
+    x, t = cols * spacing_m, rows * dt_ns
+
+    def fallback(reason: str, rms: float = float("nan")) -> HyperbolaFit:
+        if len(t):
+            i = int(np.argmin(t))
+            apex, t0 = float(cols[i]), float(t[i])
+        else:
+            apex, t0 = (box[0] + box[2]) / 2.0, box[1] * dt_ns
+        v = velocity_m_per_ns
+        return HyperbolaFit(apex, t0, v, v * t0 / 2.0, "configured", None, rms, len(t), reason)
+
+    if len(t) < MIN_PICKS:
+        return fallback(f"{len(t)} traces picked (< {MIN_PICKS})")
+    first = fit_linear(x, t)
+    if first is None:
+        return fallback("picks do not form a downward-opening hyperbola")
+    x0, t0, v = first
+    v = float(np.clip(v, *VELOCITY_RANGE))
+
+    def misfit(p: np.ndarray) -> np.ndarray:
+        return travel_time(x, p[0], p[1], p[2], p[3] if len(p) > 3 else 0.0) - t
+
+    f_scale = dt_ns
+    lo = [x[0] - 10 * spacing_m, 0.0, VELOCITY_RANGE[0] / 2]
+    hi = [x[-1] + 10 * spacing_m, t.max() * 2 + dt_ns, VELOCITY_RANGE[1] * 2]
+    start = [np.clip(x0, lo[0], hi[0]), np.clip(t0, dt_ns, hi[1]), v]
+    point = least_squares(misfit, start, bounds=(lo, hi), loss="soft_l1", f_scale=f_scale)
+    best, radius = point, None
+    if len(t) >= MIN_PICKS + 2:
+        cyl = least_squares(
+            misfit,
+            [*point.x, 0.05],
+            bounds=([*lo, 0.0], [*hi, 2.0]),
+            loss="soft_l1",
+            f_scale=f_scale,
+        )
+        r = float(cyl.x[3])
+        dof = max(len(t) - 4, 1)
+        gain = (point.cost - cyl.cost) / max(cyl.cost / dof, 1e-30)  # F statistic, 1 dof
+        if r > 0.01 and gain > F_RADIUS and _std_error(cyl, 3) < 0.5 * r:
+            best, radius = cyl, r
+    x0, t0, v = (float(p) for p in best.x[:3])
+    resid = misfit(best.x)
+    inliers = np.abs(resid) <= 3 * dt_ns
+    rms = float(np.sqrt(np.mean(resid[inliers] ** 2))) if inliers.any() else float("inf")
+    apex = x0 / spacing_m
+    if not VELOCITY_RANGE[0] <= v <= VELOCITY_RANGE[1]:
+        return fallback(f"fitted velocity {v:.3f} m/ns outside {VELOCITY_RANGE}", rms)
+    if rms > MAX_RMS_SAMPLES * dt_ns or inliers.sum() < MIN_PICKS:
+        return fallback(f"RMS misfit {rms:.2f} ns over {int(inliers.sum())} picks", rms)
+    return HyperbolaFit(apex, t0, v, v * t0 / 2.0, "fit", radius, rms, int(inliers.sum()))
+
+
+def _std_error(result: object, index: int) -> float:
+    """Standard error of parameter ``index`` of a least_squares result (Gauss-Newton)."""
+    jac = result.jac  # type: ignore[attr-defined]
+    dof = max(len(result.fun) - jac.shape[1], 1)  # type: ignore[attr-defined]
+    s2 = 2.0 * result.cost / dof  # type: ignore[attr-defined]
+    try:
+        cov = np.linalg.inv(jac.T @ jac) * s2
+    except np.linalg.LinAlgError:
+        return float("inf")
+    return float(np.sqrt(max(cov[index, index], 0.0)))
