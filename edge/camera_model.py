@@ -201,3 +201,15 @@ class Camera:
         valid = np.isfinite(s) & (s > 0)
         s = np.where(valid, s, np.nan)
         return self.position + d * s[:, None], valid
+
+
+def load_camera(section) -> Camera:
+    """The camera of a ``[[cameras]]`` config entry: intrinsics plus extrinsics, or the
+    extrinsics solved from its ground control points (:func:`edge.gcp.solve_extrinsics`)."""
+    intrinsics = Intrinsics.from_json(section.intrinsics)
+    if section.extrinsics is not None:
+        return Camera(intrinsics, Extrinsics.from_json(section.extrinsics), section.name)
+    from edge.gcp import read_gcps, solve_extrinsics
+
+    solution = solve_extrinsics(intrinsics, read_gcps(section.gcps))
+    return Camera(intrinsics, solution.extrinsics, section.name)

@@ -68,10 +68,15 @@ class WaterlineSection(Section):
 
     ``roi`` is a GeoJSON Polygon (station CRS) limiting where a waterline is
     looked for; ``min_length_m`` drops boundary pieces shorter than this
-    (foam islands, wet-sand patches, people).
+    (foam islands, wet-sand patches, people). A transect is valid when its
+    crossings lie within ``max_crossing_spread_m`` of each other and the
+    segmentation is decisive there (``min_confidence``, 0..1); see
+    :mod:`edge.transects`.
     """
 
     roi: ExistingFile | None = None
     min_length_m: float = Field(default=20.0, ge=0)
     min_confidence: float = Field(default=0.6, ge=0, le=1)
     max_crossing_spread_m: float = Field(default=5.0, gt=0)
+    #: Ground farther than this from the camera (m, horizontal) is not used.
+    max_range_m: float = Field(default=1500.0, gt=0)
