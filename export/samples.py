@@ -46,7 +46,7 @@ RECORDED_AT = dt.datetime(2026, 6, 15, 3, 0, 0, tzinfo=dt.UTC)
 WATER_LEVEL_M = 0.32
 FPS = 2.0
 SECONDS = 60
-TRANSECT_ALONGSHORE_M = (-60.0, -30.0, 0.0, 30.0, 60.0)
+TRANSECT_ALONGSHORE_M = (-30.0, -5.0, 20.0, 45.0, 70.0)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,76 @@
-"""`geoedge waterline`: placeholder until its stage lands."""
+"""``geoedge waterline``: one waterline message from TimeX images (or ready masks).
+
+::
+
+    geoedge waterline --config FILE --image CAM=PATH [...] --water-level Z --out JSON
+                      [--mask CAM=PATH ...] [--time ISO] [--overlays DIR]
+
+``CAM`` is a camera name of the config; ``--water-level`` is the plane the waterline is
+taken to (m in the station's vertical datum: the tide, plus setup where known);
+``--mask`` takes a ready water mask (255 = water) instead of segmenting that camera.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+from pathlib import Path
 
-from edge.errors import GeoEdgeError
+from edge.beach_analysis import BeachAnalyser
+from edge.config import load_config
+from edge.errors import InputError
+from edge.messages import json_safe
+
+
+def _pair(text: str) -> tuple[str, Path]:
+    cam, sep, path = text.partition("=")
+    if not sep or not cam or not path:
+        raise argparse.ArgumentTypeError(f"expected CAM=PATH, got {text!r}")
+    return cam, Path(path)
+
+
+def _utc(text: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected UTC ISO 8601, got {text!r}") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z")
+    return when
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("waterline", help="(not yet available)")
-    parser.set_defaults(handler=_handle)
+    p = subparsers.add_parser("waterline", help="waterline message from TimeX images or masks")
+    p.add_argument("--config", type=Path, required=True, help="station TOML")
+    p.add_argument("--image", type=_pair, action="append", default=[], metavar="CAM=PATH")
+    p.add_argument("--mask", type=_pair, action="append", default=[], metavar="CAM=PATH")
+    p.add_argument("--water-level", type=float, required=True, help="m, station vertical datum")
+    p.add_argument("--out", type=Path, required=True, help="message JSON to write")
+    p.add_argument("--time", type=_utc, help="collection time, UTC (default: now)")
+    p.add_argument("--overlays", type=Path, help="folder for the overlay images")
+    p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    raise GeoEdgeError("'waterline' is not available yet")
+    if not args.image and not args.mask:
+        raise InputError("give at least one --image CAM=PATH or --mask CAM=PATH")
+    config = load_config(args.config)
+    images, masks = dict(args.image), dict(args.mask)
+    for cam, path in [*args.image, *args.mask]:
+        if not path.is_file():
+            raise InputError(f"{cam}={path}: file not found")
+    analyser = BeachAnalyser(config, load_model=bool(set(images) - set(masks)))
+    message = analyser.analyse(
+        args.time or dt.datetime.now(dt.UTC),
+        args.water_level,
+        images=images,
+        masks=masks,
+        out_dir=args.overlays,
+        stem=args.out.stem,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(json_safe(message), indent=1) + "\n", encoding="utf-8")
+    valid = sum(t["valid"] for t in message["transects"])
+    print(f"waterline: {valid}/{len(message['transects'])} transects valid -> {args.out}")
+    return 0
