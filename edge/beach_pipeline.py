@@ -1,17 +1,91 @@
 """Beach station wiring: the daemon's beach site and what runs after each collection.
 
 ``beach_site(config, emit, subscribe)`` builds the :class:`~edge.beach_station.BeachStation`
-(capture -> sampler -> products -> quality gates -> ``beach/products``) and hands it
-the stages that run on each finished collection.
+(capture -> sampler -> products -> quality gates -> ``beach/products``) and hands it a
+:class:`CollectionAnalysis`, which for each finished collection:
+
+1. keeps the cameras whose TimeX passed the quality gates;
+2. takes the water level at the middle of the window: tide (``[tide]``) plus wave
+   setup (Stockdon 2006, ``[waves]``, with the default slope) -- without a tide level
+   no waterline can be placed in the world, so the collection's shoreline is reported
+   unavailable and nothing is guessed;
+3. runs the waterline stage (``beach/waterline``), then slope and shoreline
+   (``beach/slope``, ``beach/shoreline``).
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from edge.beach_analysis import BeachAnalyser
 from edge.beach_station import BeachStation
 from edge.config import StationConfig
+from edge.messages import envelope
+from edge.products import Collection
+from edge.runup import stockdon2006
+from edge.shoreline import ShorelineStage
+from edge.tide import TideSource
+from edge.waves import WaveSource
+
+log = logging.getLogger(__name__)
+
+#: Quality flags that make a TimeX unusable for the waterline.
+UNUSABLE = {"no_frames", "too_dark", "low_contrast", "camera_moved"}
+
+
+class CollectionAnalysis:
+    """``analyse(collections) -> [(kind, message)]`` for :class:`BeachStation`."""
+
+    def __init__(self, config: StationConfig, subscribe) -> None:
+        self.config = config
+        self.tide = TideSource(config.tide)
+        self.waves = WaveSource(config.waves)
+        self.tide.attach(subscribe)
+        self.waves.attach(subscribe)
+        self.analyser = BeachAnalyser(config)
+        self.shoreline = ShorelineStage(config)
+
+    def __call__(self, collections: list[Collection]) -> list[tuple[str, dict[str, Any]]]:
+        usable = [c for c in collections if c.timex is not None and not UNUSABLE & set(c.flags)]
+        if not usable:
+            log.info("no usable TimeX in this collection: waterline skipped")
+            return []
+        first = usable[0]
+        time = (first.start + first.end) / 2.0
+        tide = self.tide.level_at(time)
+        waves = self.waves.at(time)
+        if tide is None:
+            log.warning("no tide level at %s: waterline and shoreline unavailable", time)
+            return [
+                (
+                    "shoreline",
+                    envelope(
+                        "shoreline",
+                        self.config.station.id,
+                        time,
+                        crs=self.config.station.crs,
+                        available=False,
+                        reason="no tide level for this collection",
+                        transects=[],
+                    ),
+                )
+            ]
+        setup = 0.0
+        if waves is not None:
+            setup = stockdon2006(waves.h0_m, waves.tp_s, self.config.slope.default).setup_m
+        waterline = self.analyser.analyse(
+            time,
+            tide + setup,
+            images={c.camera: c.timex for c in usable},
+            out_dir=self.config.collection.output_dir,
+            stem=f"{first.epoch}.{self.config.station.id}",
+        )
+        waterline["tide_m"] = round(tide, 4)
+        waterline["setup_m"] = round(setup, 4)
+        return [("waterline", waterline), *self.shoreline.update(waterline, time, tide, waves)]
 
 
 def beach_site(config: StationConfig, emit, subscribe) -> BeachStation:
     """The daemon's factory for a beach station."""
-    del subscribe
-    return BeachStation(config, emit)
+    return BeachStation(config, emit, analyse=CollectionAnalysis(config, subscribe))

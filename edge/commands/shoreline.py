@@ -1,16 +1,80 @@
-"""`geoedge shoreline`: placeholder until its stage lands."""
+"""``geoedge shoreline trend --config FILE [--since ISO] [--until ISO] [--json]``.
+
+Per-transect advance (+) / retreat (-) rate of the tide-datum shoreline in m/yr: an
+ordinary least-squares line through the stored shorelines (chainage positive seaward
+against time in years), with the rate's standard error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+from pathlib import Path
 
-from edge.errors import GeoEdgeError
+import numpy as np
+from scipy.stats import linregress
+
+from edge.config import load_config
+from edge.errors import InputError
+from edge.messages import utc_iso
+from edge.shoreline_store import ShorelineStore
+
+SECONDS_PER_YEAR = 365.25 * 86400.0
+
+
+def _utc(text: str) -> float:
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected UTC ISO 8601, got {text!r}") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z")
+    return when.timestamp()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("shoreline", help="(not yet available)")
-    parser.set_defaults(handler=_handle)
+    p = subparsers.add_parser("shoreline", help="shoreline time series")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    trend = sub.add_parser("trend", help="per-transect advance/retreat rates (m/yr)")
+    trend.add_argument("--config", type=Path, required=True, help="station TOML")
+    trend.add_argument("--since", type=_utc, help="UTC ISO start of the period")
+    trend.add_argument("--until", type=_utc, help="UTC ISO end of the period")
+    trend.add_argument("--json", action="store_true")
+    trend.set_defaults(handler=_trend)
 
 
-def _handle(args: argparse.Namespace) -> int:
-    raise GeoEdgeError("'shoreline' is not available yet")
+def trend_rows(series: dict) -> list[dict]:
+    """Rate (m/yr) and its standard error per transect; None where fewer than 3 points."""
+    rows = []
+    for transect, points in sorted(series.items()):
+        t = np.array([p.time for p in points]) / SECONDS_PER_YEAR
+        x = np.array([p.distance_m for p in points])
+        row = {"id": transect, "n": len(points), "rate_m_per_yr": None, "stderr_m_per_yr": None,
+               "first": utc_iso(points[0].time), "last": utc_iso(points[-1].time)}  # fmt: skip
+        if len(points) >= 3 and np.ptp(t) > 0:
+            fit = linregress(t, x)
+            row["rate_m_per_yr"] = round(float(fit.slope), 3)
+            row["stderr_m_per_yr"] = round(float(fit.stderr), 3)
+        rows.append(row)
+    return rows
+
+
+def _trend(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if not config.shoreline.store.is_file():
+        raise InputError(f"no shoreline store yet at {config.shoreline.store}")
+    store = ShorelineStore(config.shoreline.store)
+    try:
+        rows = trend_rows(store.shorelines(args.since, args.until))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"station": config.station.id, "transects": rows}))
+        return 0
+    print(f"{'transect':10s} {'n':>5s} {'rate m/yr':>10s} {'+-':>7s}  period")
+    for r in rows:
+        rate = "   -" if r["rate_m_per_yr"] is None else f"{r['rate_m_per_yr']:+10.3f}"
+        err = "" if r["stderr_m_per_yr"] is None else f"{r['stderr_m_per_yr']:7.3f}"
+        print(f"{r['id']:10s} {r['n']:5d} {rate:>10s} {err:>7s}  {r['first']} .. {r['last']}")
+    return 0
