@@ -181,6 +181,7 @@ def write_beach(out: Path) -> None:
             {
                 "id": tid,
                 "still_water_distance_m": round(sample.scene.true_chainage(line, WATER_LEVEL_M), 3),
+                "datum_distance_m": round(sample.scene.true_chainage(line, 0.0), 3),
             }
         )
     crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::5187"}}

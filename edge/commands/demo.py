@@ -136,8 +136,19 @@ def _beach_lines(messages: list, truth: dict[str, Any]) -> list[str]:
             ref = "" if true is None else f" (still-water line rendered at {true:.2f} m)"
             state = "" if t.get("valid") else f" [invalid: {t.get('reason')}]"
             lines.append(f"    {t['id']}: {text}{ref}{state}")
+    datum_by_id = {t["id"]: t.get("datum_distance_m") for t in truth["transects"]}
     for kind, m in messages:
-        if kind == "shoreline":
-            for t in m.get("transects", []):
-                lines.append(f"  shoreline {t.get('id')}: {json.dumps(t)[:160]}")
+        if kind != "shoreline":
+            continue
+        lines.append(f"  shoreline (datum {m.get('datum_m')} m):")
+        for t in m.get("transects", []):
+            if not t.get("available"):
+                lines.append(f"    {t['id']}: unavailable ({t.get('reason')})")
+                continue
+            true = datum_by_id.get(t["id"])
+            ref = "" if true is None else f" (rendered at {true:.2f} m)"
+            lines.append(
+                f"    {t['id']}: {t['distance_m']:6.2f} m +- {t['sigma_m']:.2f}{ref}, "
+                f"tan(beta) {t['tan_beta']:.3f} ({t['slope_source']})"
+            )
     return lines
