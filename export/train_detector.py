@@ -406,7 +406,8 @@ def train(
             loss.backward()
             opt.step()
             steps += 1
-            running = float(loss) if running is None else 0.95 * running + 0.05 * float(loss)
+            value = float(loss.detach())
+            running = value if running is None else 0.95 * running + 0.05 * value
             bar.set_postfix(loss=f"{running:.3f}")
             if cfg.minutes is not None and time.monotonic() - start > 60 * cfg.minutes:
                 out_of_time = True

@@ -139,7 +139,7 @@ class CavityDetector:
         model: str | Path = "default",
         providers: list[str] | None = None,
         threads: int = 2,
-        precision: str = "fp32",
+        precision: str = "auto",
         score_threshold: float = 0.3,
         iou_threshold: float = 0.5,
     ) -> None:
