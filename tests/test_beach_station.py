@@ -206,8 +206,8 @@ def mjpeg_camera(stop: threading.Event) -> tuple[str, threading.Thread]:
 
 
 def test_stop_mid_collection_checkpoints_the_frames_so_far(tmp_path):
-    # A 60-s window on a live camera, stopped after ~2.5 s (SIGTERM in the daemon):
-    # the collection is finished with the ~2-3 samples so far, flagged interrupted and
+    # A 60-s window on a live camera, stopped a few seconds in (SIGTERM in the daemon):
+    # the collection is finished with the samples so far, flagged interrupted and
     # too_few_frames, written, and emitted; run() returns promptly.
     camera_stop = threading.Event()
     url, server = mjpeg_camera(camera_stop)
@@ -220,7 +220,10 @@ def test_stop_mid_collection_checkpoints_the_frames_so_far(tmp_path):
         stop = threading.Event()
         runner = threading.Thread(target=station.run, args=(stop,))
         runner.start()
-        time.sleep(2.5)
+        deadline = time.monotonic() + 30
+        while station.stats()["frames_read"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)  # 20 frames read (~1 s at 20 fps; longer on a loaded machine)
+        time.sleep(1.5)
         stop.set()
         runner.join(timeout=10)
         assert not runner.is_alive()
@@ -229,7 +232,7 @@ def test_stop_mid_collection_checkpoints_the_frames_so_far(tmp_path):
         server.join(timeout=5)
     (message,) = emit.of("products")
     (cam,) = message["cameras"]
-    assert 1 <= cam["frame_count"] <= 3 and cam["expected_frames"] == 60
+    assert 1 <= cam["frame_count"] < 60 and cam["expected_frames"] == 60
     assert {"interrupted", "too_few_frames"} <= set(cam["flags"])
     assert (tmp_path / "products" / cam["products"]["timex"]).is_file()
-    assert station.stats()["frames_read"] >= 20  # 20 fps for ~2 s, all decoded
+    assert station.stats()["frames_read"] >= 20  # every frame decoded, not only samples
