@@ -145,8 +145,9 @@ class Camera:
         depth = cam[:, 2]
         in_front = depth > 1e-9
         safe = np.where(in_front, depth, 1.0)
-        # CIRN image axes: u grows opposite to camera x, v opposite to camera y.
-        xn = -cam[:, 0] / safe
+        # CIRN image axes: u grows with camera x, v opposite to camera y (checked against
+        # the CACO-01 reference rectification, which a mirrored u fails by 27 grey levels).
+        xn = cam[:, 0] / safe
         yn = -cam[:, 1] / safe
         r2 = xn**2 + yn**2
         fr = ic.radial(r2)
@@ -182,7 +183,7 @@ class Camera:
     def rays(self, uv: np.ndarray) -> np.ndarray:
         """Unit viewing directions in world axes (N, 3) for distorted pixels (N, 2)."""
         xy = self.undistort(uv)
-        cam = np.column_stack([-xy[:, 0], -xy[:, 1], np.ones(len(xy))])
+        cam = np.column_stack([xy[:, 0], -xy[:, 1], np.ones(len(xy))])
         world = cam @ self.extrinsics.rotation()
         return world / np.linalg.norm(world, axis=1, keepdims=True)
 

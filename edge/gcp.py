@@ -3,7 +3,7 @@
 Coordinates are centred on the mean GCP position before anything is solved: projected
 eastings/northings of 1e5..1e6 m would otherwise cost the solver most of its digits.
 The initial pose comes from OpenCV's PnP on the undistorted, normalised image points
-(a standard pinhole: ``x = -X_cirn``, ``y = -Y_cirn`` of the CIRN camera frame), and is
+(a standard pinhole: ``x = X_cirn``, ``y = -Y_cirn`` of the CIRN camera frame), and is
 refined in the CIRN parameters ``x y z a t r`` by least squares on the reprojection
 error in pixels, with the lens (intrinsics) held fixed.
 """
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: Reprojection RMS (pixels) above which a solution is logged as a warning.
 WARN_RMS_PX = 2.0
-_FLIP = np.diag([-1.0, -1.0, 1.0])
+_FLIP = np.diag([1.0, -1.0, 1.0])
 
 
 @dataclass(frozen=True)

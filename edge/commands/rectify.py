@@ -1,16 +1,47 @@
-"""`geoedge rectify`: placeholder until its stage lands."""
+"""``geoedge rectify --config FILE --image CAM=PATH... --z Z --out PNG``: a plan view.
+
+Every grid node of ``[grid]`` is placed at elevation ``Z`` (m, the station's vertical
+datum: the water level of the collection) and sampled in each camera; several cameras
+are blended (:mod:`edge.rectify`). Row 0 of the output is the largest local y.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from edge.errors import GeoEdgeError
+import cv2
+
+from edge.camera_model import load_camera
+from edge.commands.waterline import _pair
+from edge.config import load_config
+from edge.errors import ConfigError, InputError
+from edge.grid import Grid
+from edge.rectify import rectify, to_uint8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("rectify", help="(not yet available)")
-    parser.set_defaults(handler=_handle)
+    p = subparsers.add_parser("rectify", help="plan-view image at elevation Z")
+    p.add_argument("--config", type=Path, required=True, help="station TOML with [grid]")
+    p.add_argument("--image", type=_pair, action="append", required=True, metavar="CAM=PATH")
+    p.add_argument("--z", type=float, required=True, help="plane elevation, m (water level)")
+    p.add_argument("--out", type=Path, required=True, help="output PNG")
+    p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    raise GeoEdgeError("'rectify' is not available yet")
+    config = load_config(args.config)
+    if config.grid is None:
+        raise ConfigError(f"{args.config}: rectify needs a [grid] section")
+    pairs = []
+    for name, path in args.image:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"{name}={path}: cannot read image")
+        pairs.append((load_camera(config.camera(name)), image))
+    view = rectify(pairs, Grid.from_section(config.grid), args.z)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.out), to_uint8(view)):
+        raise InputError(f"{args.out}: cannot write image")
+    print(f"rectify: {view.coverage.mean():.1%} of the grid seen -> {args.out}")
+    return 0

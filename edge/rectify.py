@@ -1,0 +1,126 @@
+"""Plan-view (rectified) images of one or several cameras at a constant elevation.
+
+Each grid node (see :mod:`edge.grid`) is placed at elevation ``z`` (m, station
+vertical datum; the water level of the collection: never silently 0, so ``z`` is
+a required argument), projected into every camera with :mod:`edge.camera_model`
+and sampled bilinearly (``cv2.remap``). Colour images stay colour.
+
+Pixel origin: a calibrated ``(u, v)`` is the array index (column, row) of the
+pixel centre, i.e. 0-based (:data:`PIXEL_ORIGIN` = 0). Measured on the real CACO-01
+reference (both cameras, z = 0): mean |difference| 1.23 grey levels (median 1,
+p95 5) with origin 0 against 1.62 with the MATLAB origin 1
+(``tests/test_rectify_caco.py`` checks the bound of 3).
+
+Blending: each camera's weight at a node is the distance (pixels) from its image
+point to the nearest edge of that camera's valid footprint in the image (the
+image rectangle, cut where the lens distortion folds back), so a camera fades out
+towards its borders and seams between cameras disappear. Nodes no camera sees
+are 0 (black) and reported in the coverage mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.camera_model import Camera
+from edge.errors import InputError
+from edge.grid import Grid
+
+#: Calibrated pixel coordinate of array index (0, 0): the CoastCam calibrations are 0-based.
+PIXEL_ORIGIN = 0.0
+
+
+@dataclass(frozen=True)
+class CameraMap:
+    """Where each grid node falls in one camera: remap maps (array indices) and blend weight.
+
+    ``map_u``/``map_v`` are float32 (rows, columns) array indices (column, row) into
+    the camera image; ``weight`` (float32) is 0 where the camera does not see the node.
+    """
+
+    map_u: np.ndarray
+    map_v: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """A rectified image (rows, columns[, channels]) and where any camera saw it."""
+
+    image: np.ndarray
+    coverage: np.ndarray
+
+
+def camera_map(camera: Camera, grid: Grid, z: float) -> CameraMap:
+    """Project every grid node at elevation ``z`` (m) into ``camera``."""
+    wx, wy = grid.world_nodes()
+    xyz = np.column_stack([wx.ravel(), wy.ravel(), np.full(wx.size, float(z))])
+    uv, valid = camera.world_to_image(xyz)
+    ic = camera.intrinsics
+    # Distance to the nearest image edge, in pixels, +1 so an edge pixel still counts.
+    edge = np.minimum.reduce([uv[:, 0], ic.NU - 1 - uv[:, 0], uv[:, 1], ic.NV - 1 - uv[:, 1]])
+    weight = np.where(valid, edge + 1.0, 0.0)
+    idx = uv - PIXEL_ORIGIN
+    shape = grid.shape
+    return CameraMap(
+        map_u=np.where(valid, idx[:, 0], -1.0).reshape(shape).astype(np.float32),
+        map_v=np.where(valid, idx[:, 1], -1.0).reshape(shape).astype(np.float32),
+        weight=weight.reshape(shape).astype(np.float32),
+    )
+
+
+def sample(image: np.ndarray, cmap: CameraMap) -> np.ndarray:
+    """Bilinear samples of ``image`` at the grid nodes (float32, same channels)."""
+    return cv2.remap(
+        image.astype(np.float32),
+        cmap.map_u,
+        cmap.map_v,
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def merge(samples: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> PlanView:
+    """Weighted mean of per-camera samples; weights (rows, columns) are 0 where unseen."""
+    total = np.zeros(weights[0].shape, dtype=np.float64)
+    acc = np.zeros(samples[0].shape, dtype=np.float64)
+    for s, w in zip(samples, weights, strict=True):
+        wb = w if s.ndim == 2 else w[..., None]
+        acc += s * wb
+        total += w
+    covered = total > 0
+    tb = total if acc.ndim == 2 else total[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(covered if acc.ndim == 2 else covered[..., None], acc / tb, 0.0)
+    return PlanView(image=out, coverage=covered)
+
+
+def rectify(images: Sequence[tuple[Camera, np.ndarray]], grid: Grid, z: float) -> PlanView:
+    """Plan view of one or several ``(camera, image)`` pairs at elevation ``z`` (m).
+
+    Images are (NV, NU) grey or (NV, NU, 3) colour arrays; the result has the same
+    channels, float64 in the input's value range, 0 where no camera sees the node.
+    """
+    if not images:
+        raise InputError("rectify needs at least one (camera, image) pair")
+    samples, weights = [], []
+    for camera, image in images:
+        ic = camera.intrinsics
+        if image.shape[:2] != (ic.NV, ic.NU):
+            raise InputError(
+                f"camera {camera.name}: image is {image.shape[1]}x{image.shape[0]} pixels, "
+                f"calibration expects {ic.NU}x{ic.NV}"
+            )
+        cmap = camera_map(camera, grid, z)
+        samples.append(sample(image, cmap))
+        weights.append(cmap.weight)
+    return merge(samples, weights)
+
+
+def to_uint8(view: PlanView) -> np.ndarray:
+    """Rounded 8-bit image of a plan view (for PNG/JPEG output)."""
+    return np.clip(np.rint(view.image), 0, 255).astype(np.uint8)
