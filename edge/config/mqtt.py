@@ -48,9 +48,6 @@ class MqttSection(Section):
     #: On shutdown, seconds spent sending what is still queued before giving up
     #: (what is left stays in the outbox for the next start).
     shutdown_grace_s: float = Field(default=5.0, ge=0)
-    #: Input topics (JSON payloads): tide level and waves.
-    tide_topic: str | None = None
-    waves_topic: str | None = None
 
     @model_validator(mode="after")
     def _backoff(self) -> MqttSection:
