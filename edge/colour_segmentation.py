@@ -43,4 +43,4 @@ def colour_water_probability(bgr: np.ndarray, valid: np.ndarray | None = None) -
     low, high = sample[sample <= t], sample[sample > t]
     spread = (high.mean() - low.mean()) if low.size and high.size else 20.0
     width = max(spread / 10.0, 1.0)
-    return (1.0 / (1.0 + np.exp((rb - t) / width))).astype(np.float32)
+    return (1.0 / (1.0 + np.exp(np.clip((rb - t) / width, -50.0, 50.0)))).astype(np.float32)
