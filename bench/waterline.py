@@ -1,0 +1,92 @@
+"""Benchmark: segmentation + waterline per collection vs the station's time budget.
+
+Renders a 2448 x 2048 painted TimeX of the bundled demo geometry, then times, in one run:
+
+- one collection's analysis (segmentation, waterline, 5 transects) per method that is
+  available (colour; U-Net FP32 and INT8 when ``edge/models/unet*.onnx`` exist), as a
+  ratio to the budget of one collection every 60 minutes;
+- segmentation alone, U-Net INT8 vs FP32 (ONNX Runtime CPU, 2 threads).
+
+    python3 bench/waterline.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.beach_analysis import BeachAnalyser
+from edge.camera_model import Camera, Intrinsics
+from edge.config import load_config
+from edge.runtime import OnnxModel, variant_path
+from edge.segmentation import unet_probability
+from export.samples import SAMPLES, demo_beach
+from export.scene import BeachScene
+from export.synth_timex import paint
+
+BUDGET_S = 3600.0
+MODELS = Path(__file__).resolve().parents[1] / "edge" / "models"
+
+
+def _timed(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sample = demo_beach()
+    cam0 = sample.scene.camera
+    k = 2448 / cam0.intrinsics.NU
+    ic = cam0.intrinsics
+    big = Intrinsics(2448, 2048, ic.c0U * k, ic.c0V * k, ic.fx * k, ic.fy * k, ic.d1, ic.d2)
+    scene = BeachScene(Camera(big, cam0.extrinsics, "c1"), sample.scene.profile,
+                       sample.scene.shore_origin, sample.scene.seaward_azimuth_deg)  # fmt: skip
+    image = paint(np.random.default_rng(1), scene, 0.32).image
+    config = load_config(SAMPLES / "beach" / "station.toml")
+    keys = ("NU", "NV", "c0U", "c0V", "fx", "fy", "d1", "d2", "d3", "t1", "t2")
+    calib = Path(tempfile.mkdtemp()) / "c1_IO.json"
+    calib.write_text(json.dumps({key: float(getattr(big, key)) for key in keys}))
+    config.cameras[0].intrinsics = calib
+    methods = [("colour", "fp32")]
+    if (MODELS / "unet.onnx").is_file():
+        methods.append(("unet", "fp32"))
+    if (MODELS / "unet.int8.onnx").is_file():
+        methods.append(("unet", "int8"))
+    print(f"collection analysis, 1 camera 2448x2048, budget {BUDGET_S:.0f} s per collection:")
+    for method, precision in methods:
+        config.segmentation.method = method
+        config.segmentation.precision = precision
+        config.segmentation.providers = ["CPUExecutionProvider"]
+        analyser = BeachAnalyser(config)
+        seconds = _timed(lambda a=analyser: a.analyse(0.0, 0.32, images={"c1": image}), args.repeat)
+        label = method if method == "colour" else f"unet {precision}"
+        print(f"  {label:12s} {seconds:7.2f} s  = {seconds / BUDGET_S:.5f} of the budget "
+              f"({BUDGET_S / seconds:,.0f}x headroom)")  # fmt: skip
+    fp32, int8 = MODELS / "unet.onnx", variant_path(MODELS / "unet.onnx", "int8")
+    if fp32.is_file() and int8.is_file():
+        m32 = OnnxModel(fp32, ["CPUExecutionProvider"], 2)
+        m8 = OnnxModel(int8, ["CPUExecutionProvider"], 2)
+        t32 = _timed(lambda: unet_probability(m32, image), args.repeat)
+        t8 = _timed(lambda: unet_probability(m8, image), args.repeat)
+        print(f"segmentation alone: FP32 {t32 * 1000:.0f} ms, INT8 {t8 * 1000:.0f} ms, "
+              f"INT8 speed-up {t32 / t8:.2f}x")  # fmt: skip
+    else:
+        print("segmentation FP32 vs INT8: skipped (no edge/models/unet.onnx and unet.int8.onnx)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
