@@ -195,15 +195,28 @@ def render_reflector(
         add_event(data, t + k * delay, coeff * amp, dt_ns, t0_index, f_ghz)
 
 
-def synthesize(rng: np.random.Generator, n_traces: int = 256, n_samples: int = 512) -> BScan:
-    """One random raw B-scan with 0-4 labelled targets (cavities and pipes) and clutter."""
+def synthesize(
+    rng: np.random.Generator,
+    n_traces: int = 256,
+    n_samples: int = 512,
+    like: BScan | None = None,
+) -> BScan:
+    """One random raw B-scan with 0-4 labelled targets (cavities and pipes) and clutter.
+
+    ``like``: keep that scan's acquisition and ground (antenna frequency, sample interval,
+    time-zero sample, trace spacing, velocity) so consecutive scans join into one line; the
+    random draws are the same either way, so a seed gives the same targets.
+    """
     f = float(rng.uniform(0.1, 1.0))  # GHz
     periods = float(rng.uniform(14.0, 40.0))  # periods in the time window
     t0_index = int(rng.integers(4, 24))
     dt = periods / f / (n_samples - t0_index)
-    t_max = (n_samples - 1 - t0_index) * dt
     v = float(rng.uniform(0.06, 0.15))
     dx = float(rng.uniform(0.02, 0.1))
+    if like is not None:
+        f, dt, t0_index = like.frequency_ghz, like.dt_ns, like.t0_index
+        v, dx = like.velocity_m_per_ns, like.dx_m
+    t_max = (n_samples - 1 - t0_index) * dt
     x = np.arange(n_traces) * dx
     data = np.zeros((n_samples, n_traces), np.float64)
     alpha = float(rng.uniform(0.0, 2.0)) / t_max

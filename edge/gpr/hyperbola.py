@@ -76,10 +76,11 @@ def pick_reflection(
     """Columns and fractional rows of the target's top reflection, traced trace by trace.
 
     ``data`` is a processed window ``(samples, traces)`` (``dt_ns`` ns per row,
-    ``spacing_m`` m per trace). Seeds: the envelope's strongest
-    point in the box (moved up its trace to an earlier peak of at least half its strength:
-    the top echo of a void comes before its bottom echo), the earliest strong peak of any
-    trace, and the first strong peak of the box's middle trace. From each seed the ridge is
+    ``spacing_m`` m per trace). Seeds: the envelope's strongest point in the box, the
+    first peak above it in its trace of at least 0.3 of its strength (the top echo of a
+    void comes before its bottom echo, which a long pulse can blend into one stronger
+    envelope), the earliest strong peak of any trace, and the first strong peak of the
+    box's middle trace. From each seed the ridge is
     followed to both sides (:func:`_track`); the longest track whose picks form a
     hyperbola of plausible velocity wins (else the longest). Returns ``(cols, rows)``
     sorted by column, rows refined to a fraction of a sample by a parabola.
@@ -98,8 +99,10 @@ def pick_reflection(
     noise = 3.0 * float(np.median(inside))
     seeds = []
     r, c = np.unravel_index(int(np.argmax(inside)), inside.shape)
-    earlier = [k for k in _peaks(env[:, c], r0, r + r0 + 1) if env[k, c] >= 0.5 * env[r + r0, c]]
-    seeds.append((earlier[0] if earlier else r + r0, int(c)))
+    seeds.append((int(r) + r0, int(c)))
+    earlier = [k for k in _peaks(env[:, c], r0, r + r0) if env[k, c] >= 0.3 * env[r + r0, c]]
+    if earlier:
+        seeds.append((earlier[0], int(c)))
     strong = inside >= 0.5 * top
     if strong.any():
         rows_first = np.where(strong.any(axis=0), np.argmax(strong, axis=0), n_rows)
