@@ -359,6 +359,8 @@ def train(
 
     from edge.gpr.detector import STRIDE, WINDOW
 
+    if cfg.epochs < 1 or cfg.batch < 1:
+        raise InputError(f"--epochs {cfg.epochs} and --batch {cfg.batch} must be >= 1")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -418,24 +420,24 @@ def train(
         log.info("epoch %d: loss %.3f held-out %s", epoch + 1, running or 0.0, held)
         if cfg.progress:
             print(f"epoch {epoch + 1}: loss {running:.3f}, held-out {held}", flush=True)
+        # A checkpoint after every epoch: a long run on a shared machine keeps its progress.
+        manifest = detector_manifest(
+            classes,
+            f"{len(windows)} windows from {Path(data_dir).name} ({len(train_idx)} train, "
+            f"{len(held_idx)} held out), init {cfg.init}",
+            {
+                "heldout_synthetic": held,
+                "heldout_windows": len(held_idx),
+                "train_windows": len(train_idx),
+                "steps": steps,
+                "epochs": epoch + 1,
+                "train_minutes": round((time.monotonic() - start) / 60, 1),
+            },
+        )
+        save_checkpoint(net.eval(), out, width, manifest)
         if out_of_time:
             log.warning("stopped after %.1f min (--minutes)", cfg.minutes)
             break
-    held = history[-1] if history else {}
-    metrics = {
-        "heldout_synthetic": {k: v for k, v in held.items() if k not in ("epoch", "loss")},
-        "heldout_windows": len(held_idx),
-        "train_windows": len(train_idx),
-        "steps": steps,
-        "epochs": len(history),
-        "train_minutes": round((time.monotonic() - start) / 60, 1),
-    }
-    training_data = (
-        f"{len(windows)} windows from {Path(data_dir).name} ({len(train_idx)} train, "
-        f"{len(held_idx)} held out), init {cfg.init}"
-    )
-    manifest = detector_manifest(classes, training_data, metrics)
-    save_checkpoint(net.eval(), out, width, manifest)
     if onnx_out is not None:
         from export.onnx_export import export_onnx
 
@@ -443,7 +445,7 @@ def train(
         export_onnx(net.eval(), onnx_out, manifest, dynamo=True, parity_x=parity_x)
     return {
         "steps": steps,
-        "heldout": metrics["heldout_synthetic"],
+        "heldout": held,
         "heldout_windows": len(held_idx),
         "history": history,
     }
