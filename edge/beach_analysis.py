@@ -5,8 +5,12 @@ water-level plane (:mod:`edge.waterline`) -> transect crossings (:mod:`edge.tran
 the cameras are merged (pieces joined, each transect measured by the camera that
 sees its crossing best). With the U-Net, the colour method runs too and its
 agreement (IoU of the two water masks over the valid ground) is reported as a
-cross-check. An overlay per camera (waterline and transects drawn on the TimeX) is
-written beside the products when an output folder is given.
+cross-check. Overlays (:mod:`edge.overlay`: waterline and transects on each TimeX,
+and on the merged plan view when the config has a ``[grid]``) are written beside the
+products when an output folder is given; their paths are in the message's ``overlays``.
+
+:func:`analyse_collection` is the one-call entry point; the daemon keeps one
+:class:`BeachAnalyser` so the cameras, transects and model are loaded once.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from typing import Any
 
 import cv2
 import numpy as np
-from shapely.geometry import Polygon, mapping, shape
+from shapely.geometry import LineString, Polygon, mapping, shape
 
+from edge import overlay
 from edge.camera_model import Camera, load_camera
 from edge.colour_segmentation import colour_water_probability
 from edge.config import StationConfig
 from edge.errors import InputError
-from edge.messages import envelope
+from edge.grid import Grid
+from edge.messages import envelope, utc_iso
+from edge.overlay import planview_overlay, timex_overlay
 from edge.segmentation import WaterSegmenter
 from edge.transects import CameraView, Transect, load_transects, measure
 from edge.waterline import camera_waterline, ground_validity, join_pieces
@@ -95,6 +102,9 @@ class BeachAnalyser:
         )
         self.segmenter = WaterSegmenter(config.segmentation) if load_model else None
 
+    def _lines(self) -> list[tuple[str, LineString]]:
+        return [(t.id, t.line) for t in self.transects]
+
     def camera(self, name: str) -> Camera:
         if name not in self.cameras:
             known = ", ".join(self.cameras)
@@ -114,12 +124,13 @@ class BeachAnalyser:
 
         ``images`` are TimeX images per camera name (segmented here); ``masks`` are ready
         water masks per camera (255 = water) used instead. ``stem`` names the overlays
-        (``<stem>.<camera>.waterline.jpg`` in ``out_dir``).
+        (``<stem>.<camera>.waterline.jpg`` and ``<stem>.plan.waterline.jpg`` in ``out_dir``).
         """
         if water_level is None or not np.isfinite(water_level):
             raise InputError("a waterline needs the water level (tide + setup), got none")
         wl = self.config.waterline
-        views, pieces, checks, overlays = [], [], {}, {}
+        stem = stem or "waterline"
+        views, pieces, checks, overlays, timex = [], [], {}, {}, {}
         method, model = "mask", None
         for name in sorted(set(images or {}) | set(masks or {})):
             cam = self.camera(name)
@@ -143,9 +154,10 @@ class BeachAnalyser:
             views.append(CameraView(cam, cw.water, prob, cw.valid))
             if out_dir is not None and images and name in images:
                 bgr = read_image(images[name], cam) if bgr is None else bgr
-                overlays[name] = str(
-                    _overlay(bgr, cam, cw.pieces, self.transects, water_level, out_dir, stem, name)
-                )
+                drawn = timex_overlay(bgr, cam, water_level, cw.pieces, self._lines())
+                path = overlay.save(drawn, Path(out_dir) / f"{stem}.{name}.waterline.jpg")
+                overlays[name] = str(path)
+                timex[name] = (cam, bgr)
         crossings = [
             measure(
                 t,
@@ -157,6 +169,18 @@ class BeachAnalyser:
             for t in self.transects
         ]
         line = join_pieces(pieces)
+        transects = [c.to_message() for c in crossings]
+        if timex and self.config.grid is not None:
+            plan = planview_overlay(
+                list(timex.values()),
+                Grid.from_section(self.config.grid),
+                water_level,
+                pieces,
+                self._lines(),
+                transects,
+            )
+            path = overlay.save(plan, Path(out_dir) / f"{stem}.plan.waterline.jpg")
+            overlays["plan"] = str(path)
         return envelope(
             "waterline",
             self.config.station.id,
@@ -164,7 +188,7 @@ class BeachAnalyser:
             crs=self.config.station.crs,
             water_level_m=round(float(water_level), 4),
             waterline=None if line is None else _rounded(mapping(line)),
-            transects=[c.to_message() for c in crossings],
+            transects=transects,
             method=method,
             model=model,
             cameras=sorted(set(images or {}) | set(masks or {})),
@@ -187,42 +211,32 @@ def _rounded(geojson: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _overlay(
-    bgr: np.ndarray,
-    cam: Camera,
-    pieces: list[np.ndarray],
-    transects: list[Transect],
+def analyse_collection(
+    config: StationConfig,
+    timex_images: dict[str, Image],
+    time: float | dt.datetime,
     water_level: float,
-    out_dir: Path,
-    stem: str | None,
-    name: str,
-) -> Path:
-    """Waterline (red) and transects (yellow, labelled) drawn on the TimeX."""
-    img = bgr.copy()
-    thick = max(1, img.shape[1] // 600)
-    for piece in pieces:
-        uv, ok = cam.world_to_image(np.column_stack([piece, np.full(len(piece), water_level)]))
-        pts = uv[ok].round().astype(np.int32)
-        if len(pts) >= 2:
-            cv2.polylines(img, [pts], False, (0, 0, 255), thick + 1)
-    for t in transects:
-        dense = np.array(
-            [t.line.interpolate(d).coords[0] for d in np.linspace(0, t.line.length, 50)]
-        )
-        uv, ok = cam.world_to_image(np.column_stack([dense, np.full(len(dense), water_level)]))
-        pts = uv[ok].round().astype(np.int32)
-        if len(pts) >= 2:
-            cv2.polylines(img, [pts], False, (0, 255, 255), thick)
-            cv2.putText(
-                img,
-                t.id,
-                tuple(pts[0]),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.4 * thick,
-                (0, 255, 255),
-                thick,
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{stem or 'waterline'}.{name}.waterline.jpg"
-    cv2.imwrite(str(path), img)
-    return path
+    out_dir: Path | str | None = None,
+    masks: dict[str, Image] | None = None,
+) -> dict[str, Any]:
+    """The waterline message of one collection (``geoedge.waterline/1``).
+
+    ``timex_images`` maps camera names of the config to TimeX images (paths or BGR
+    uint8 arrays of the calibrated size); ``masks`` optionally gives ready water masks
+    (255 = water) for some cameras instead. ``time`` is epoch seconds UTC or an aware
+    datetime; ``water_level`` (m, station vertical datum: tide plus setup) is the plane
+    the waterline is taken to and is required. With ``out_dir`` the overlays are written
+    there as ``<time>.<camera>.waterline.jpg`` and ``<time>.plan.waterline.jpg``
+    (``<time>`` like ``20151008T143001Z``) and listed in ``message["overlays"]``.
+    """
+    need_model = bool(set(timex_images) - set(masks or {}))
+    analyser = BeachAnalyser(config, load_model=need_model)
+    stem = utc_iso(time).replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
+    return analyser.analyse(
+        time,
+        water_level,
+        images=timex_images,
+        masks=masks,
+        out_dir=None if out_dir is None else Path(out_dir),
+        stem=stem,
+    )

@@ -13,6 +13,10 @@ crossing, or several within ``max_spread_m`` of each other (then their mean);
 its confidence is the mean decisiveness ``|2p - 1|`` of the probability within
 ``window_m`` of the crossing. The camera that sees the crossing most confidently
 is used.
+
+``reason`` of an invalid transect starts with one of ``"no crossing"``, ``"several
+crossings far apart"``, ``"outside the camera view"``, ``"low confidence"`` (details
+after a colon), so a control room can group them.
 """
 
 from __future__ import annotations
@@ -127,9 +131,9 @@ def measure(
             conf = float(np.mean(np.abs(2 * prob[near] - 1))) if near.any() else 0.0
             point = transect.line.interpolate(at).coords[0][:2]
             if len(found) > 1 and spread > max_spread_m:
-                reason = f"{len(found)} crossings {spread:.1f} m apart"
+                reason = f"several crossings far apart: {len(found)} over {spread:.1f} m"
             elif conf < min_confidence:
-                reason = f"low confidence {conf:.2f}"
+                reason = f"low confidence: {conf:.2f} < {min_confidence:.2f}"
             else:
                 reason = None
             candidate = Crossing(

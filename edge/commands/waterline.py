@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--water-level", type=float, required=True, help="m, station vertical datum")
     p.add_argument("--out", type=Path, required=True, help="message JSON to write")
     p.add_argument("--time", type=_utc, help="collection time, UTC (default: now)")
-    p.add_argument("--overlays", type=Path, help="folder for the overlay images")
+    p.add_argument(
+        "--overlays", type=Path, help="folder for the overlay images (default: beside --out)"
+    )
     p.set_defaults(handler=_handle)
 
 
@@ -66,7 +68,7 @@ def _handle(args: argparse.Namespace) -> int:
         args.water_level,
         images=images,
         masks=masks,
-        out_dir=args.overlays,
+        out_dir=args.overlays or args.out.parent,
         stem=args.out.stem,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
