@@ -91,5 +91,8 @@ class ReplayServer:
                 peer,
                 "max" if self.rate is None else f"{self.rate:.0f}",
             )
-            self.sent = send_block(conn, self.block, self.rate, stop)
+            try:
+                self.sent = send_block(conn, self.block, self.rate, stop)
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                log.info("replay: the client closed the connection (%s)", exc.strerror or exc)
         return self.sent
