@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 
 from edge.camera_model import load_camera
-from edge.commands.waterline import _pair
+from edge.commands.arguments import camera_path
 from edge.config import load_config
 from edge.errors import ConfigError, InputError
 from edge.grid import Grid
@@ -23,7 +23,7 @@ from edge.rectify import rectify, to_uint8
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("rectify", help="plan-view image at elevation Z")
     p.add_argument("--config", type=Path, required=True, help="station TOML with [grid]")
-    p.add_argument("--image", type=_pair, action="append", required=True, metavar="CAM=PATH")
+    p.add_argument("--image", type=camera_path, action="append", required=True, metavar="CAM=PATH")
     p.add_argument("--z", type=float, required=True, help="plane elevation, m (water level)")
     p.add_argument("--out", type=Path, required=True, help="output PNG")
     p.set_defaults(handler=_handle)

@@ -8,13 +8,13 @@ against time in years), with the rate's standard error.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import linregress
 
+from edge.commands.arguments import utc_time
 from edge.config import load_config
 from edge.errors import InputError
 from edge.messages import utc_iso
@@ -23,23 +23,13 @@ from edge.shoreline_store import ShorelineStore
 SECONDS_PER_YEAR = 365.25 * 86400.0
 
 
-def _utc(text: str) -> float:
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected UTC ISO 8601, got {text!r}") from None
-    if when.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z")
-    return when.timestamp()
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("shoreline", help="shoreline time series")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     trend = sub.add_parser("trend", help="per-transect advance/retreat rates (m/yr)")
     trend.add_argument("--config", type=Path, required=True, help="station TOML")
-    trend.add_argument("--since", type=_utc, help="UTC ISO start of the period")
-    trend.add_argument("--until", type=_utc, help="UTC ISO end of the period")
+    trend.add_argument("--since", type=utc_time, help="UTC ISO start of the period")
+    trend.add_argument("--until", type=utc_time, help="UTC ISO end of the period")
     trend.add_argument("--json", action="store_true")
     trend.set_defaults(handler=_trend)
 

@@ -12,9 +12,9 @@ relative to it. For a stream, the window is the next ``--seconds`` (default 600)
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -22,6 +22,7 @@ import cv2
 from edge.beach_station import collect_window
 from edge.camera_model import Intrinsics
 from edge.capture import Capture
+from edge.commands.arguments import utc_time
 from edge.config.cameras import source_kind
 from edge.config.collection import CollectionSection
 from edge.config.quality import QualitySection
@@ -42,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample-hz", type=_positive, default=1.0, help="default 1")
     parser.add_argument("--station", default="local", help="station id for file names")
     parser.add_argument("--camera", default="c1", help="camera name for file names")
-    parser.add_argument("--start", type=_utc, help="window start, UTC ISO 8601 (default: now)")
+    parser.add_argument(
+        "--start",
+        type=partial(utc_time, naive_is_utc=True),
+        help="window start, UTC ISO 8601 (default: now)",
+    )
     parser.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format")
     parser.add_argument("--intrinsics", type=Path, help="CoastCam JSON: check NU x NV")
     parser.add_argument("--reference", type=Path, help="reference image for the movement gate")
@@ -57,16 +62,6 @@ def _positive(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
-
-
-def _utc(text: str) -> float:
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected UTC ISO 8601, got {text!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
 
 
 def _file_span(path: str) -> tuple[float, int] | None:

@@ -18,36 +18,20 @@ import json
 from pathlib import Path
 
 from edge.beach_analysis import BeachAnalyser
+from edge.commands.arguments import camera_path, utc_time
 from edge.config import load_config
 from edge.errors import InputError
 from edge.messages import json_safe
 
 
-def _pair(text: str) -> tuple[str, Path]:
-    cam, sep, path = text.partition("=")
-    if not sep or not cam or not path:
-        raise argparse.ArgumentTypeError(f"expected CAM=PATH, got {text!r}")
-    return cam, Path(path)
-
-
-def _utc(text: str) -> dt.datetime:
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected UTC ISO 8601, got {text!r}") from None
-    if when.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z")
-    return when
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("waterline", help="waterline message from TimeX images or masks")
     p.add_argument("--config", type=Path, required=True, help="station TOML")
-    p.add_argument("--image", type=_pair, action="append", default=[], metavar="CAM=PATH")
-    p.add_argument("--mask", type=_pair, action="append", default=[], metavar="CAM=PATH")
+    p.add_argument("--image", type=camera_path, action="append", default=[], metavar="CAM=PATH")
+    p.add_argument("--mask", type=camera_path, action="append", default=[], metavar="CAM=PATH")
     p.add_argument("--water-level", type=float, required=True, help="m, station vertical datum")
     p.add_argument("--out", type=Path, required=True, help="message JSON to write")
-    p.add_argument("--time", type=_utc, help="collection time, UTC (default: now)")
+    p.add_argument("--time", type=utc_time, help="collection time, UTC (default: now)")
     p.add_argument(
         "--overlays", type=Path, help="folder for the overlay images (default: beside --out)"
     )
@@ -64,7 +48,7 @@ def _handle(args: argparse.Namespace) -> int:
             raise InputError(f"{cam}={path}: file not found")
     analyser = BeachAnalyser(config, load_model=bool(set(images) - set(masks)))
     message = analyser.analyse(
-        args.time or dt.datetime.now(dt.UTC),
+        args.time if args.time is not None else dt.datetime.now(dt.UTC).timestamp(),
         args.water_level,
         images=images,
         masks=masks,
