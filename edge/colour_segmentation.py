@@ -27,12 +27,17 @@ def red_minus_blue(bgr: np.ndarray) -> np.ndarray:
 
 
 def otsu_threshold(values: np.ndarray) -> float:
-    """Otsu's threshold of ``values`` (grey levels -255..255) via OpenCV on a shifted 8-bit copy."""
+    """Otsu's threshold of ``values`` (grey levels -255..255) via OpenCV on a shifted 8-bit copy.
+
+    Values below the returned threshold form the low (water) class.
+    """
     if values.size < 2:
         raise InputError("colour segmentation: no pixels to threshold")
     shifted = np.clip((values + 255.0) / 2.0, 0, 255).astype(np.uint8).reshape(-1, 1)
     t, _ = cv2.threshold(shifted, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return float(t) * 2.0 - 255.0
+    # OpenCV puts shifted levels <= t in the low class, i.e. (v + 255) / 2 < t + 1:
+    # the same split in grey levels is v < 2 t - 253 (not 2 t - 255, the bin's lower edge).
+    return float(t) * 2.0 - 253.0
 
 
 def colour_water_probability(bgr: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
