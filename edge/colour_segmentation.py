@@ -35,9 +35,15 @@ def otsu_threshold(values: np.ndarray) -> float:
         raise InputError("colour segmentation: no pixels to threshold")
     shifted = np.clip((values + 255.0) / 2.0, 0, 255).astype(np.uint8).reshape(-1, 1)
     t, _ = cv2.threshold(shifted, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    # OpenCV puts shifted levels <= t in the low class, i.e. (v + 255) / 2 < t + 1:
-    # the same split in grey levels is v < 2 t - 253 (not 2 t - 255, the bin's lower edge).
-    return float(t) * 2.0 - 253.0
+    # OpenCV puts shifted levels <= t in the low class, i.e. (v + 255) / 2 < t + 1: the
+    # same split in grey levels is v < 2 t - 253. Otsu's criterion is flat across an empty
+    # gap between the classes, so the threshold is put midway between the nearest values
+    # of the two classes (the logistic of colour_water_probability is centred on it).
+    split = float(t) * 2.0 - 253.0
+    low, high = values[values < split], values[values >= split]
+    if not low.size or not high.size:
+        return split
+    return (float(low.max()) + float(high.min())) / 2.0
 
 
 def colour_water_probability(bgr: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -45,7 +51,7 @@ def colour_water_probability(bgr: np.ndarray, valid: np.ndarray | None = None) -
     rb = red_minus_blue(bgr)
     sample = rb[valid] if valid is not None else rb.ravel()
     t = otsu_threshold(sample)
-    low, high = sample[sample <= t], sample[sample > t]
+    low, high = sample[sample < t], sample[sample >= t]
     spread = (high.mean() - low.mean()) if low.size and high.size else 20.0
     width = max(spread / 10.0, 1.0)
     return (1.0 / (1.0 + np.exp(np.clip((rb - t) / width, -50.0, 50.0)))).astype(np.float32)

@@ -143,14 +143,16 @@ def test_a_model_that_is_missing_or_altered_is_a_one_line_model_error(tiny_model
 
 def test_colour_divergence_splits_water_from_sand_at_otsu(render):
     # Rendered colours (BGR): water (120, 100, 40) has R - B = -80, wet sand (105, 135,
-    # 160) +55, dry sand (150, 190, 215) +65. Otsu over the ground must fall between the
-    # water and the sand, and the 0.5 mask is then the rendered water exactly.
+    # 160) +55, dry sand (150, 190, 215) +65. Otsu over the ground splits water from sand,
+    # and the threshold sits midway in the empty gap, at (-80 + 55) / 2 = -12.5, so the
+    # logistic is decisive on both sides (water p > 0.99) and the 0.5 mask is the water.
     ground = render.labels != SKY
     rb = red_minus_blue(render.image)
     t = otsu_threshold(rb[ground])
-    assert -80 < t < 55
+    assert t == pytest.approx(-12.5)
     prob = colour_water_probability(render.image, ground)
     assert prob.shape == (384, 480)
+    assert prob[render.water_mask].min() > 0.99
     assert _iou((prob >= 0.5) & ground, render.water_mask) == 1.0
     colour = WaterSegmenter(SegmentationSection(method="colour"))(render.image, ground)
     assert colour.method == "colour" and colour.model is None
