@@ -85,11 +85,13 @@ def test_slope_fit_is_robust_to_one_bad_waterline():
     assert fit_slope(obs[:2], rules).source == "default"
 
 
-def test_rendered_day_gives_the_slope_and_the_datum_shoreline(tmp_path):
-    """A rendered beach of slope 0.06 seen at 6 water levels over a day (a rising tide
-    of 0.9 m, no waves): the day's slope must come within 0.01 of 0.06 and each
+@pytest.mark.parametrize("slope", [0.035, 0.06, 0.12])
+def test_rendered_day_gives_the_slope_and_the_datum_shoreline(tmp_path, slope):
+    """A rendered beach of known slope seen at 6 water levels over a day (a rising tide
+    of 0.9 m, no waves), through the waterline stage (ready water masks) and the slope and
+    shoreline stages: the day's slope must come within 0.01 of the truth and each
     transect's datum (0 m) shoreline within 1 m of the rendered 0 m contour."""
-    station = make_station(tmp_path, slope=0.06, extra_toml="[slope]\ndefault = 0.1\n")
+    station = make_station(tmp_path, slope=slope, extra_toml="[slope]\ndefault = 0.2\n")
     analyser = BeachAnalyser(station.config, load_model=False)
     stage = ShorelineStage(station.config)
     levels = np.linspace(-0.3, 0.6, 6)
@@ -100,7 +102,7 @@ def test_rendered_day_gives_the_slope_and_the_datum_shoreline(tmp_path):
         out = dict(stage.update(waterline, t, float(level), None))
     slopes = [tr["tan_beta"] for tr in out["slope"]["transects"]]
     assert [tr["source"] for tr in out["slope"]["transects"]] == ["fit"] * 5
-    np.testing.assert_allclose(slopes, 0.06, atol=0.01)
+    np.testing.assert_allclose(slopes, slope, atol=0.01)
     truth = [station.scene.true_chainage(t, 0.0) for t in station.transects]
     got = [tr["distance_m"] for tr in out["shoreline"]["transects"]]
     print(
