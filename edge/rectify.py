@@ -11,11 +11,14 @@ reference (both cameras, z = 0): mean |difference| 1.23 grey levels (median 1,
 p95 5) with origin 0 against 1.62 with the MATLAB origin 1
 (``tests/test_rectify_caco.py`` checks the bound of 3).
 
-Blending: each camera's weight at a node is the distance (pixels) from its image
-point to the nearest edge of that camera's valid footprint in the image (the
-image rectangle, cut where the lens distortion folds back), so a camera fades out
-towards its borders and seams between cameras disappear. Nodes no camera sees
-are 0 (black) and reported in the coverage mask.
+Blending (distance transform): each camera's weight at a node is the distance, in
+grid cells, from the node to the nearest edge of that camera's valid footprint on the
+grid (:func:`cv2.distanceTransform` of the footprint mask; the footprint ends at the
+image border, behind the camera and where the lens distortion folds back). A camera
+therefore fades out towards every edge of what it sees and seams between cameras
+disappear. Nodes no camera sees are 0 (black) and reported in the coverage mask.
+On CACO-01 this gives 1.23 grey levels, against 1.38-1.40 when one camera simply
+takes the overlap.
 """
 
 from __future__ import annotations
@@ -60,28 +63,31 @@ def camera_map(camera: Camera, grid: Grid, z: float) -> CameraMap:
     wx, wy = grid.world_nodes()
     xyz = np.column_stack([wx.ravel(), wy.ravel(), np.full(wx.size, float(z))])
     uv, valid = camera.world_to_image(xyz)
-    ic = camera.intrinsics
-    # Distance to the nearest image edge, in pixels, +1 so an edge pixel still counts.
-    edge = np.minimum.reduce([uv[:, 0], ic.NU - 1 - uv[:, 0], uv[:, 1], ic.NV - 1 - uv[:, 1]])
-    weight = np.where(valid, edge + 1.0, 0.0)
+    footprint = valid.reshape(grid.shape).astype(np.uint8)
+    weight = cv2.distanceTransform(footprint, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     idx = uv - PIXEL_ORIGIN
     shape = grid.shape
     return CameraMap(
         map_u=np.where(valid, idx[:, 0], -1.0).reshape(shape).astype(np.float32),
         map_v=np.where(valid, idx[:, 1], -1.0).reshape(shape).astype(np.float32),
-        weight=weight.reshape(shape).astype(np.float32),
+        weight=weight.astype(np.float32),
     )
 
 
 def sample(image: np.ndarray, cmap: CameraMap) -> np.ndarray:
-    """Bilinear samples of ``image`` at the grid nodes (float32, same channels)."""
+    """Bilinear samples of ``image`` at the grid nodes (float32, same channels).
+
+    The image is sampled in its own type (an 8-bit image is interpolated by OpenCV in
+    fixed point, 1/32 pixel, then rounded: 10x faster than converting the whole camera
+    image to float first, and the same 1.23 grey levels on CACO-01).
+    """
     return cv2.remap(
-        image.astype(np.float32),
+        image,
         cmap.map_u,
         cmap.map_v,
         interpolation=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
-    )
+    ).astype(np.float32)
 
 
 def merge(samples: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> PlanView:
