@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from py_wave_runup import datasets
+from py_wave_runup import datasets, models
 
 from edge.runup import stockdon2006
 
@@ -53,6 +53,10 @@ def test_field_observations_reproduce_stockdons_reported_skill():
     assert len(field) == 491
     rows = zip(field.hs, field.tp, field.beta, strict=True)
     pred = np.array([stockdon2006(h, t, b).R2_m for h, t, b in rows])
+    # The package's own Stockdon (2006) R2, written independently, agrees to rounding.
+    theirs = models.Stockdon2006(Hs=field.hs.to_numpy(), Tp=field.tp.to_numpy(),
+                                 beta=field.beta.to_numpy()).R2  # fmt: skip
+    assert np.abs(pred - theirs).max() < 1e-9
     err = pred - field.r2.to_numpy()
     bias, rms = float(err.mean()), float(np.sqrt(np.mean(err**2)))
     print(f"Stockdon 2006 field data: n={len(field)} bias {bias:.3f} m, RMS {rms:.3f} m")
