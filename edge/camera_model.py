@@ -8,8 +8,14 @@ Extrinsics: camera position ``x y z`` (station CRS, metres, z up) and angles
 ``a t r`` in radians: azimuth ``a`` clockwise from grid north, tilt ``t``
 (0 = looking straight down, pi/2 = horizontal), roll ``r``.
 
-Pixel coordinates ``(u, v)`` are those of the calibration: ``u`` to the right
-along a row, ``v`` down along a column, in pixels, as used by the CIRN toolbox.
+Pixel coordinates ``(u, v)``: ``u`` to the right along a row, ``v`` down along a
+column, in pixels, and 0-based: ``(u, v)`` is the array index (column, row) of a pixel
+centre, so masks and images are indexed with them directly. Calibrations differ here:
+the USGS CoastCam (Python) files are 0-based, the CIRN toolbox (MATLAB) files 1-based.
+An intrinsics JSON may say ``"pixel_origin": 1`` (default 0); the principal point is
+then moved by -1 pixel on load. Measured on real reference plan views: CACO-01
+(CoastCam) 1.25 grey levels 0-based vs 1.62 1-based; Duck (CIRN toolbox) 0.74
+1-based vs 1.19 0-based (``tests/test_rectify_*.py``).
 
 World coordinates are centred on the camera position before any arithmetic, so
 projected eastings/northings of 1e5..1e6 m lose no precision.
@@ -29,16 +35,20 @@ _INTRINSIC_KEYS = ("NU", "NV", "c0U", "c0V", "fx", "fy", "d1", "d2", "d3", "t1",
 _EXTRINSIC_KEYS = ("x", "y", "z", "a", "t", "r")
 
 
-def _read_json(path: Path, keys: tuple[str, ...]) -> dict[str, float]:
+def _read_json(
+    path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, float]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read calibration JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: calibration JSON must be an object with keys {list(keys)}")
     missing = [k for k in keys if k not in data]
     if missing:
         raise InputError(f"{path}: calibration lacks keys {missing} (expected {list(keys)})")
     try:
-        return {k: float(data[k]) for k in keys}
+        return {k: float(v) for k, v in data.items() if k in keys or k in optional}
     except (TypeError, ValueError):
         raise InputError(f"{path}: calibration values must be numbers") from None
 
@@ -61,8 +71,13 @@ class Intrinsics:
 
     @classmethod
     def from_json(cls, path: str | Path) -> Intrinsics:
-        d = _read_json(Path(path), _INTRINSIC_KEYS)
-        return cls(**{**d, "NU": int(d["NU"]), "NV": int(d["NV"])})
+        """Read a CoastCam JSON; an optional ``pixel_origin`` (0 or 1) is applied to c0U/c0V."""
+        d = _read_json(Path(path), _INTRINSIC_KEYS, optional=("pixel_origin",))
+        origin = d.pop("pixel_origin", 0.0)
+        if origin not in (0.0, 1.0):
+            raise InputError(f"{path}: pixel_origin must be 0 or 1, got {origin:g}")
+        d.update(NU=int(d["NU"]), NV=int(d["NV"]), c0U=d["c0U"] - origin, c0V=d["c0V"] - origin)
+        return cls(**d)
 
     def radial(self, r2: np.ndarray) -> np.ndarray:
         """Radial distortion factor 1 + d1 r^2 + d2 r^4 + d3 r^6 (normalised coordinates)."""

@@ -5,11 +5,8 @@ vertical datum; the water level of the collection: never silently 0, so ``z`` is
 a required argument), projected into every camera with :mod:`edge.camera_model`
 and sampled bilinearly (``cv2.remap``). Colour images stay colour.
 
-Pixel origin: a calibrated ``(u, v)`` is the array index (column, row) of the
-pixel centre, i.e. 0-based (:data:`PIXEL_ORIGIN` = 0). Measured on the real CACO-01
-reference (both cameras, z = 0): mean |difference| 1.23 grey levels (median 1,
-p95 5) with origin 0 against 1.62 with the MATLAB origin 1
-(``tests/test_rectify_caco.py`` checks the bound of 3).
+Pixel coordinates are 0-based array indices (:mod:`edge.camera_model` moves a
+1-based calibration on load), so they go to ``cv2.remap`` unchanged.
 
 Blending (distance transform): each camera's weight at a node is the distance, in
 grid cells, from the node to the nearest edge of that camera's valid footprint on the
@@ -17,7 +14,7 @@ grid (:func:`cv2.distanceTransform` of the footprint mask; the footprint ends at
 image border, behind the camera and where the lens distortion folds back). A camera
 therefore fades out towards every edge of what it sees and seams between cameras
 disappear. Nodes no camera sees are 0 (black) and reported in the coverage mask.
-On CACO-01 this gives 1.23 grey levels, against 1.38-1.40 when one camera simply
+On CACO-01 this gives 1.25 grey levels, against about 1.4 when one camera simply
 takes the overlap.
 """
 
@@ -32,9 +29,6 @@ import numpy as np
 from edge.camera_model import Camera
 from edge.errors import InputError
 from edge.grid import Grid
-
-#: Calibrated pixel coordinate of array index (0, 0): the CoastCam calibrations are 0-based.
-PIXEL_ORIGIN = 0.0
 
 
 @dataclass(frozen=True)
@@ -65,11 +59,10 @@ def camera_map(camera: Camera, grid: Grid, z: float) -> CameraMap:
     uv, valid = camera.world_to_image(xyz)
     footprint = valid.reshape(grid.shape).astype(np.uint8)
     weight = cv2.distanceTransform(footprint, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    idx = uv - PIXEL_ORIGIN
     shape = grid.shape
     return CameraMap(
-        map_u=np.where(valid, idx[:, 0], -1.0).reshape(shape).astype(np.float32),
-        map_v=np.where(valid, idx[:, 1], -1.0).reshape(shape).astype(np.float32),
+        map_u=np.where(valid, uv[:, 0], -1.0).reshape(shape).astype(np.float32),
+        map_v=np.where(valid, uv[:, 1], -1.0).reshape(shape).astype(np.float32),
         weight=weight.astype(np.float32),
     )
 
@@ -79,7 +72,7 @@ def sample(image: np.ndarray, cmap: CameraMap) -> np.ndarray:
 
     The image is sampled in its own type (an 8-bit image is interpolated by OpenCV in
     fixed point, 1/32 pixel, then rounded: 10x faster than converting the whole camera
-    image to float first, and the same 1.23 grey levels on CACO-01).
+    image to float first, and the same 1.25 grey levels on CACO-01).
     """
     return cv2.remap(
         image,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -140,4 +141,23 @@ def test_unreadable_calibration_is_one_clear_error(tmp_path):
     bad = tmp_path / "io.json"
     bad.write_text('{"NU": 2448, "NV": 2048}')
     with pytest.raises(InputError, match=r"io\.json: calibration lacks keys"):
+        Intrinsics.from_json(bad)
+
+
+def test_a_one_based_calibration_projects_one_pixel_up_and_left(tmp_path, caco_c2):
+    """A CIRN toolbox (MATLAB) calibration counts pixels from 1: with ``pixel_origin = 1``
+    the same world point lands exactly 1 px lower in u and v (0-based array indices);
+    any other origin is refused in one line."""
+    io = json.loads((DATA / "CACO01_C2_IOBest.json").read_text())
+    one_based = tmp_path / "io1.json"
+    one_based.write_text(json.dumps({**io, "pixel_origin": 1}))
+    cam1 = Camera(Intrinsics.from_json(one_based), caco_c2.extrinsics)
+    xyz, _ = caco_c2.image_to_world(np.array([[1200.0, 1500.0], [300.0, 1900.0]]), 0.0)
+    uv0, ok0 = caco_c2.world_to_image(xyz)
+    uv1, ok1 = cam1.world_to_image(xyz)
+    assert ok0.all() and ok1.all()
+    assert np.allclose(uv0 - uv1, 1.0, atol=1e-9)
+    bad = tmp_path / "io2.json"
+    bad.write_text(json.dumps({**io, "pixel_origin": 0.5}))
+    with pytest.raises(InputError, match=r"pixel_origin must be 0 or 1"):
         Intrinsics.from_json(bad)

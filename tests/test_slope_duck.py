@@ -57,7 +57,8 @@ def _station(tmp: Path) -> Path:
     keys = ("NU", "NV", "c0U", "c0V", "fx", "fy", "d1", "d2", "d3", "t1", "t2")
     io = dict(zip(keys, map(float, mat["intrinsics"].ravel()), strict=True))
     eo = dict(zip("xyzatr", map(float, mat["extrinsics"].ravel()), strict=True))
-    (tmp / "c3_IO.json").write_text(json.dumps(io))
+    # CIRN toolbox (MATLAB) calibrations count pixels from 1 (see edge.camera_model).
+    (tmp / "c3_IO.json").write_text(json.dumps({**io, "pixel_origin": 1}))
     (tmp / "c3_EO.json").write_text(json.dumps(eo))
     features = [
         {"type": "Feature", "properties": {"id": f"y{y:.0f}"},
