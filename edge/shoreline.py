@@ -8,7 +8,10 @@ With chainage ``x`` positive seaward and a beach that falls seaward with slope
 
 (the issue's ``x_wl - (z_wl - z_datum) / tan(beta)`` written with the signed gradient
 ``dz/dx = -tan(beta)``). ``z_wl`` = tide + setup (+ a configured fraction of the
-swash), from Stockdon (2006) with the transect's slope and the deep-water waves.
+swash), from Stockdon (2006) with the station's current slope (the median of the
+transects' latest fitted slopes, else the configured default) and the deep-water
+waves; it is also the plane the waterline was placed on, so each (chainage, z) pair
+is the one the camera geometry produced.
 The 1-sigma error combines the waterline position, the tide error and the slope error:
 ``sigma^2 = s_x^2 + (s_z / tb)^2 + ((z_wl - z_datum) s_tb / tb^2)^2``.
 
@@ -19,9 +22,14 @@ the day's slope per transect (:mod:`edge.slope`) and returns the ``slope`` and
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import math
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from edge.config import StationConfig
 from edge.messages import envelope
@@ -29,6 +37,8 @@ from edge.runup import stockdon2006
 from edge.shoreline_store import ShorelineStore
 from edge.slope import Observation, SlopeEstimate, fit_slope
 from edge.waves import WaveState
+
+log = logging.getLogger(__name__)
 
 
 def datum_chainage(x_wl: float, z_wl: float, z_datum: float, tan_beta: float) -> float:
@@ -55,8 +65,27 @@ def _day(t: float) -> tuple[str, float, float]:
     return day.isoformat(), start, start + 86400.0
 
 
+@dataclass(frozen=True)
+class WaterLevel:
+    """Elevation (m) of a collection's waterline and its parts (m, station datum).
+
+    ``z_m = tide_m + setup_m + swash_fraction * swash_m``; setup and swash from
+    Stockdon (2006) with ``slope`` (the station's current slope), 0 without waves.
+    """
+
+    z_m: float
+    tide_m: float
+    setup_m: float
+    swash_m: float
+    slope: float
+
+
 class ShorelineStage:
-    """Observations -> daily slope -> datum shoreline, per transect (see module docstring)."""
+    """Observations -> daily slope -> datum shoreline, per transect (see module docstring).
+
+    After each collection the station calls :meth:`water_level` for the plane on which
+    to place the waterline, runs the waterline stage on that plane, then :meth:`update`.
+    """
 
     def __init__(self, config: StationConfig) -> None:
         self.config = config
@@ -65,9 +94,22 @@ class ShorelineStage:
     def close(self) -> None:
         self.store.close()
 
-    def _slope_for_setup(self, transect: str, day: str) -> float:
-        last = self.store.last_good_slope(transect, day + "~")
-        return last if last is not None else self.config.slope.default
+    def current_slope(self, time: float) -> float:
+        """The station's slope before the day of ``time``: the median of the transects'
+        latest fitted slopes, else ``[slope] default``."""
+        latest = self.store.latest_fitted_slopes(_day(time)[0])
+        return float(np.median(latest)) if latest else self.config.slope.default
+
+    def water_level(self, time: float, tide_m: float, waves: WaveState | None) -> WaterLevel:
+        """Elevation of the waterline at ``time`` (epoch s): tide + setup + a fraction of
+        the swash (``[shoreline] swash_fraction``), see :class:`WaterLevel`."""
+        slope = self.current_slope(time)
+        setup = swash = 0.0
+        if waves is not None:
+            r = stockdon2006(waves.h0_m, waves.tp_s, slope)
+            setup, swash = r.setup_m, r.swash_m
+        z = tide_m + setup + self.config.shoreline.swash_fraction * swash
+        return WaterLevel(z, tide_m, setup, swash, slope)
 
     def update(
         self,
@@ -76,24 +118,33 @@ class ShorelineStage:
         tide_m: float | None,
         waves: WaveState | None,
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Messages ``slope`` and ``shoreline`` after one collection's waterline message."""
+        """Messages ``slope`` and ``shoreline`` after one collection's waterline message.
+
+        The waterline points lie on the plane ``waterline["water_level_m"]`` (the
+        elevation the waterline stage used): that elevation is the observation's z, so
+        the chainages and elevations fitted and shifted here are the same pairs the
+        geometry produced. Without it, :meth:`water_level` gives z.
+        """
         cfg = self.config
         day, start, end = _day(time)
-        sh = cfg.shoreline
-        transects = waterline.get("transects", []) if tide_m is not None else []
-        for t in transects:
-            if not t["valid"]:
-                continue
-            setup = 0.0
-            if waves is not None:
-                setup = stockdon2006(
-                    waves.h0_m, waves.tp_s, self._slope_for_setup(t["id"], day)
-                ).setup_m
-            obs = Observation(
-                time, float(t["distance_m"]), tide_m + setup,
-                None if waves is None else waves.h0_m, None if waves is None else waves.tp_s,
-            )  # fmt: skip
-            self.store.add_observation(t["id"], obs, tide_m, setup)
+        level = None
+        if tide_m is not None:
+            level = self.water_level(time, tide_m, waves)
+            plane = waterline.get("water_level_m")
+            if plane is not None and abs(float(plane) - level.z_m) > 1e-6:
+                log.info(
+                    "waterline placed at %.3f m, not the %.3f m of tide + waves: using %.3f m",
+                    float(plane), level.z_m, float(plane),
+                )  # fmt: skip
+                level = WaterLevel(float(plane), *dataclasses.astuple(level)[1:])
+            for t in waterline.get("transects", []):
+                if t["valid"]:
+                    obs = Observation(
+                        time, float(t["distance_m"]), level.z_m,
+                        None if waves is None else waves.h0_m,
+                        None if waves is None else waves.tp_s,
+                    )  # fmt: skip
+                    self.store.add_observation(t["id"], obs, tide_m, level.z_m - tide_m)
         slopes: dict[str, SlopeEstimate] = {}
         for t in waterline.get("transects", []):
             obs = self.store.observations(t["id"], start, end)
@@ -105,13 +156,14 @@ class ShorelineStage:
             "slope", station, time, day=day,
             transects=[{"id": k, **v.to_message()} for k, v in slopes.items()],
         )  # fmt: skip
-        rows = []
-        for t in waterline.get("transects", []):
-            rows.append(self._shoreline_row(t, time, tide_m, waves, slopes[t["id"]]))
+        rows = [
+            self._shoreline_row(t, time, level, slopes[t["id"]])
+            for t in waterline.get("transects", [])
+        ]
         shore_msg = envelope(
-            "shoreline", station, time, crs=crs, datum_m=sh.datum_m,
-            available=tide_m is not None,
-            reason=None if tide_m is not None else "no tide level for this collection",
+            "shoreline", station, time, crs=crs, datum_m=cfg.shoreline.datum_m,
+            available=level is not None,
+            reason=None if level is not None else "no tide level for this collection",
             tide_m=tide_m,
             waves=None if waves is None else {"h0_m": waves.h0_m, "tp_s": waves.tp_s},
             transects=rows,
@@ -119,24 +171,15 @@ class ShorelineStage:
         return [("slope", slope_msg), ("shoreline", shore_msg)]
 
     def _shoreline_row(
-        self,
-        t: dict[str, Any],
-        time: float,
-        tide_m: float | None,
-        waves: WaveState | None,
-        slope: SlopeEstimate,
+        self, t: dict[str, Any], time: float, level: WaterLevel | None, slope: SlopeEstimate
     ) -> dict[str, Any]:
         cfg = self.config
         row: dict[str, Any] = {"id": t["id"], "tan_beta": round(slope.tan_beta, 5),
                                "slope_source": slope.source}  # fmt: skip
-        if tide_m is None or not t["valid"]:
-            reason = "no tide level" if tide_m is None else f"waterline invalid: {t['reason']}"
+        if level is None or not t["valid"]:
+            reason = "no tide level" if level is None else f"waterline invalid: {t['reason']}"
             return {**row, "available": False, "reason": reason, "distance_m": None}
-        setup = swash = 0.0
-        if waves is not None:
-            r = stockdon2006(waves.h0_m, waves.tp_s, slope.tan_beta)
-            setup, swash = r.setup_m, r.swash_m
-        z_wl = tide_m + setup + cfg.shoreline.swash_fraction * swash
+        z_wl = level.z_m
         x = datum_chainage(float(t["distance_m"]), z_wl, cfg.shoreline.datum_m, slope.tan_beta)
         sigma = datum_sigma(
             z_wl, cfg.shoreline.datum_m, slope.tan_beta, cfg.shoreline.waterline_uncertainty_m,
@@ -150,8 +193,10 @@ class ShorelineStage:
             "offset_m": round(x - float(t["distance_m"]), 3),
             "waterline_distance_m": t["distance_m"],
             "z_waterline_m": round(z_wl, 4),
-            "tide_m": round(tide_m, 4),
-            "setup_m": round(setup, 4),
-            "swash_m": round(swash, 4),
+            "tide_m": round(level.tide_m, 4),
+            "setup_m": round(level.setup_m, 4),
+            "swash_m": round(level.swash_m, 4),
+            "swash_fraction": cfg.shoreline.swash_fraction,
+            "runup_slope": round(level.slope, 5),
             "sigma_m": round(sigma, 3),
         }

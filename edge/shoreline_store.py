@@ -17,7 +17,7 @@ from edge.slope import Observation, SlopeEstimate
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (
     time REAL NOT NULL, transect TEXT NOT NULL, distance_m REAL NOT NULL, z_m REAL NOT NULL,
-    tide_m REAL NOT NULL, setup_m REAL NOT NULL, hs_m REAL, tp_s REAL,
+    tide_m REAL NOT NULL, wave_m REAL NOT NULL, hs_m REAL, tp_s REAL,
     PRIMARY KEY (time, transect));
 CREATE TABLE IF NOT EXISTS slopes (
     day TEXT NOT NULL, transect TEXT NOT NULL, tan_beta REAL NOT NULL, stderr REAL,
@@ -55,12 +55,13 @@ class ShorelineStore:
         self.db.close()
 
     def add_observation(
-        self, transect: str, obs: Observation, tide_m: float, setup_m: float
+        self, transect: str, obs: Observation, tide_m: float, wave_m: float
     ) -> None:
+        """One valid crossing; ``wave_m`` = z - tide (setup plus the swash fraction)."""
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?,?,?,?)",
-                (obs.time, transect, obs.distance_m, obs.z_m, tide_m, setup_m, obs.hs_m, obs.tp_s),
+                (obs.time, transect, obs.distance_m, obs.z_m, tide_m, wave_m, obs.hs_m, obs.tp_s),
             )
 
     def observations(self, transect: str, start: float, end: float) -> list[Observation]:
@@ -85,6 +86,16 @@ class ShorelineStore:
             (transect, before_day),
         ).fetchone()
         return None if row is None else float(row[0])
+
+    def latest_fitted_slopes(self, before_day: str) -> list[float]:
+        """Each transect's most recent fitted slope from days before ``before_day``."""
+        rows = self.db.execute(
+            "SELECT s.tan_beta FROM slopes s WHERE s.source = 'fit' AND s.day = ("
+            "SELECT MAX(day) FROM slopes WHERE transect = s.transect AND source = 'fit' "
+            "AND day < ?)",
+            (before_day,),
+        ).fetchall()
+        return [float(r[0]) for r in rows]
 
     def add_shoreline(
         self, transect: str, time: float, distance_m: float, sigma_m: float | None, tan_beta: float

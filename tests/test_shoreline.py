@@ -13,6 +13,7 @@ import utide
 
 from edge.beach_analysis import BeachAnalyser
 from edge.config.shoreline import ConstituentSection, SlopeSection, TideSection
+from edge.runup import stockdon2006
 from edge.shoreline import ShorelineStage, datum_chainage
 from edge.slope import Observation, fit_slope
 from edge.tide import TideSource, predict
@@ -145,3 +146,36 @@ def test_trend_command_recovers_a_retreat_rate(tmp_path):
     row = json.loads(out.stdout)["transects"][0]
     assert row["rate_m_per_yr"] == pytest.approx(-1.5, abs=1e-3)
     assert row["n"] == len(years)
+
+
+def test_waves_raise_the_waterline_and_the_next_day_uses_the_fitted_slope(tmp_path):
+    """Steady waves (H0 1 m, Tp 8 s) on a beach of tan(beta) 0.06: the water edge stands at
+    tide + Stockdon setup (0.210 m). Day 1 knows no slope yet, so the plane and the setup
+    use the configured default 0.12 (setup 0.420 m): the slope still comes out right (a
+    constant z error moves every waterline alike) but the datum shoreline is off by about
+    (0.420 - 0.210) / 0.06 = 3.5 m. Day 2 takes the setup from day 1's fitted slopes:
+    the plane is right again and the datum shoreline within 1 m of the rendered contour."""
+    station = make_station(tmp_path, slope=0.06, extra_toml="[slope]\ndefault = 0.12\n")
+    analyser = BeachAnalyser(station.config, load_model=False)
+    stage = ShorelineStage(station.config)
+    true_setup = stockdon2006(1.0, 8.0, 0.06).setup_m
+    truth = np.array([station.scene.true_chainage(t, 0.0) for t in station.transects])
+    errors = []
+    for day in (0, 1):
+        for k, tide in enumerate(np.linspace(-0.3, 0.6, 4)):
+            t = DAY + day * 86400 + 36000 + k * 3600
+            waves = WaveState(t, 1.0, 8.0, 1.0)
+            level = stage.water_level(t, float(tide), waves)
+            water = station.scene.render(float(tide) + true_setup).water_mask
+            waterline = analyser.analyse(t, level.z_m, masks={"c1": water.astype(np.uint8) * 255})
+            out = dict(stage.update(waterline, t, float(tide), waves))
+        slopes = [tr["tan_beta"] for tr in out["slope"]["transects"]]
+        np.testing.assert_allclose(slopes, 0.06, atol=0.01)
+        got = np.array([tr["distance_m"] for tr in out["shoreline"]["transects"]])
+        errors.append(got - truth)
+        print(f"day {day + 1}: setup {level.setup_m:.3f} m with slope {level.slope:.4f}, "
+              f"datum shoreline error {np.round(got - truth, 2)} m")  # fmt: skip
+    assert level.setup_m == pytest.approx(true_setup, abs=0.02)
+    assert np.abs(errors[0]).mean() > 2.0
+    assert np.abs(errors[1]).max() < 1.0
+    stage.close()

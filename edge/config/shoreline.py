@@ -42,7 +42,6 @@ class TideSection(Section):
     file: ExistingFile | None = None
     constituents: list[ConstituentSection] = Field(default_factory=list)
     z0_m: float = 0.0
-    latitude_deg: float = Field(default=0.0, ge=-90, le=90)
     offset_m: float = 0.0
     max_age_s: float = Field(default=900.0, gt=0)
     max_gap_s: float = Field(default=3 * 3600.0, gt=0)
