@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from edge.camera_model import load_camera
 from edge.commands.arguments import camera_path
@@ -29,16 +30,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_handle)
 
 
+def read_image(name: str, path: Path) -> np.ndarray:
+    """A colour image (BGR) or one clear line (decoded from bytes: no OpenCV warnings)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"{name}={path}: cannot read image ({exc.strerror or exc})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise InputError(f"{name}={path}: cannot read image (not a decodable image file)")
+    return image
+
+
 def _handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if config.grid is None:
         raise ConfigError(f"{args.config}: rectify needs a [grid] section")
     pairs = []
     for name, path in args.image:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(f"{name}={path}: cannot read image")
-        pairs.append((load_camera(config.camera(name)), image))
+        camera = load_camera(config.camera(name))
+        pairs.append((camera, read_image(name, path)))
     view = rectify(pairs, Grid.from_section(config.grid), args.z)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.out), to_uint8(view)):
