@@ -4,9 +4,13 @@ The published method takes two waterlines (low and high tide) and
 ``tan(beta) = dz / dx``. Here every valid collection of the day contributes one
 point ``(x, z)``: the waterline chainage ``x`` (m, positive seaward) and its elevation
 ``z`` = tide + setup (m). Over the intertidal zone the profile is close to a plane,
-``z = z0 - tan(beta) x``, fitted robustly with the Theil-Sen estimator (median of
-pairwise slopes; one bad waterline cannot drag it); its standard error comes from the
-estimator's 95 % interval (half-width / 1.96).
+``x = x0 - z / tan(beta)``: chainage is regressed on elevation, because the error is in
+the waterline position while the water level is known to a few centimetres (regressing
+z on x instead attenuates the slope: pairs of collections at nearly the same tide give
+near-zero pairwise slopes that pull the median flat). The fit is Theil-Sen (median of
+pairwise slopes; one bad waterline cannot drag it); the standard error of ``dx/dz``
+comes from the estimator's 95 % interval (half-width / 1.96) and is carried to
+tan(beta) = -1 / (dx/dz) by the delta method (times tan(beta)^2).
 
 Selection rules (thresholds in ``[slope]``): the points must have similar waves (Hs
 and Tp within a fraction of the day's median: runup and setup differ otherwise), at
@@ -98,12 +102,12 @@ def fit_slope(
     elif z_range < needed:
         reason = f"water level range {z_range:.2f} m below the required {needed:.2f} m"
     else:
-        fit = theilslopes(z, x)
-        tan_beta = -float(fit.slope)
-        if tan_beta <= 0:
-            reason = f"fitted profile does not fall seaward (dz/dx {fit.slope:+.4f})"
+        fit = theilslopes(x, z)
+        if fit.slope >= 0:
+            reason = f"fitted profile does not fall seaward (dx/dz {fit.slope:+.2f} m/m)"
         else:
-            stderr = float(fit.high_slope - fit.low_slope) / (2 * 1.96)
+            tan_beta = -1.0 / float(fit.slope)
+            stderr = float(fit.high_slope - fit.low_slope) / (2 * 1.96) * tan_beta**2
             return SlopeEstimate(
                 tan_beta, stderr, len(keep), "fit", [o.time for o in keep], rejected, z_range
             )

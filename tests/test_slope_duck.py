@@ -6,7 +6,7 @@ rose 0.83 m over the 13 daylight frames (14:30-20:30 UTC). Four cross-shore tran
 the local FRF-style grid (x seaward at 20.0253 deg from east) at y = 570..630 m run from
 x = 50 m (landward) to 140 m. Each frame goes through the whole waterline stage (colour
 segmentation, waterline on the plane of the measured tide, transect crossings) and the
-day's crossings through the slope stage (Theil-Sen of elevation on chainage), exactly as
+day's crossings through the slope stage (Theil-Sen of chainage on elevation), exactly as
 the station does after each collection. No wave data: z_waterline = tide, so the setup
 (constant for steady waves) shifts every point alike and leaves the slope unchanged.
 
@@ -14,9 +14,10 @@ Expected: every transect gets a fitted slope ("fit", not a fallback) from at lea
 collections; the four transects (60 m of the same beach) agree with each other within
 their own standard errors (spread < 3 x the mean standard error); the mean lies within
 +-0.035 of the README's independent colour-based foreshore estimate of ~0.09 (0.08-0.10).
-Measured: tan(beta) 0.068 +- 0.003 (mean of the four transects 0.062-0.074, each with a
+Measured: tan(beta) 0.072 +- 0.004 (mean of the four transects 0.065-0.080, each with a
 fit standard error of 0.004-0.009): the pipeline on the TimeX waterline gives a flatter
-foreshore than the quick estimate (see the printed table).
+foreshore than the quick estimate (see the printed table). No wave data: a setup that
+grew over the day would flatten it (the waterline climbs faster than the tide).
 """
 
 from __future__ import annotations
