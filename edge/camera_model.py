@@ -84,22 +84,26 @@ class Intrinsics:
         return 1.0 + r2 * (self.d1 + r2 * (self.d2 + r2 * self.d3))
 
     def max_r2(self) -> float:
-        """Largest normalised r^2 where distortion stays valid.
+        """Largest undistorted normalised r^2 where the distortion model is trusted.
 
-        Valid means: within the image corners (with a 5 % margin for the tangential
-        terms) and on the monotonic part of the radial curve r * f(r), beyond which
-        the Brown polynomial folds back and maps far-away points into the image.
+        The limit is the undistorted radius whose distorted image lies 5 % beyond the
+        farthest image corner (the margin covers the tangential terms), or, if sooner,
+        the fold of the radial curve r * f(r), beyond which the Brown polynomial turns
+        back and maps far-away points into the image. Barrel distortion (d1 < 0) puts
+        the corners' undistorted radius beyond their distorted one.
         """
-        corners_u = np.array([0.0, self.NU, self.NU, 0.0])
-        corners_v = np.array([0.0, 0.0, self.NV, self.NV])
+        corners_u = np.array([0.0, self.NU - 1, self.NU - 1, 0.0])
+        corners_v = np.array([0.0, 0.0, self.NV - 1, self.NV - 1])
         xc = (corners_u - self.c0U) / self.fx
         yc = (corners_v - self.c0V) / self.fy
-        corner_r2 = float(np.max(xc**2 + yc**2)) * 1.1
-        r = np.linspace(0.0, np.sqrt(corner_r2) * 2.0, 4001)
+        rd_limit = float(np.sqrt(np.max(xc**2 + yc**2))) * 1.05
+        r = np.linspace(0.0, rd_limit * 4.0, 8001)
         rd = r * self.radial(r**2)
         folds = np.nonzero(np.diff(rd) <= 0)[0]
-        fold_r2 = float(r[folds[0]] ** 2) if folds.size else np.inf
-        return min(corner_r2, fold_r2)
+        end = folds[0] + 1 if folds.size else r.size
+        beyond = np.nonzero(rd[:end] >= rd_limit)[0]
+        r_max = r[beyond[0]] if beyond.size else r[end - 1]
+        return float(r_max**2)
 
 
 @dataclass(frozen=True)

@@ -161,3 +161,16 @@ def test_a_one_based_calibration_projects_one_pixel_up_and_left(tmp_path, caco_c
     bad.write_text(json.dumps({**io, "pixel_origin": 0.5}))
     with pytest.raises(InputError, match=r"pixel_origin must be 0 or 1"):
         Intrinsics.from_json(bad)
+
+
+def test_every_pixel_of_a_barrel_lens_is_valid_up_to_the_corners(caco_c2):
+    """CACO-01 c2 has strong barrel distortion (d1 = -0.22): its corner pixels look along
+    rays whose undistorted radius (r^2 up to 0.54) exceeds the distorted one (0.46). A
+    point 100 m along the ray of each corner pixel must project back, valid, onto it; a
+    limit taken from the distorted corners would wrongly cut the image corners off."""
+    ic = caco_c2.intrinsics
+    uv = np.array([[0.5, 0.5], [ic.NU - 1.5, 0.5], [0.5, ic.NV - 1.5], [ic.NU - 1.5, ic.NV - 1.5]])
+    xyz = caco_c2.position + 100.0 * caco_c2.rays(uv)
+    back, valid = caco_c2.world_to_image(xyz)
+    assert valid.all()
+    assert np.abs(back - uv).max() < 1e-6
