@@ -212,13 +212,24 @@ class Camera:
         """Intersect the rays of pixels (N, 2) with the horizontal plane(s) at elevation ``z`` (m).
 
         Returns ``(xyz, valid)``; ``valid`` is False where the ray does not reach
-        the plane in front of the camera (looking above the horizon).
+        the plane in front of the camera (looking above the horizon), and for pixels
+        outside the image or beyond the distortion limit (:meth:`Intrinsics.max_r2`).
         """
+        uv = np.asarray(uv, dtype=float).reshape(-1, 2)
+        ic = self.intrinsics
+        xy = self.undistort(uv)
+        seen = (
+            (np.sum(xy**2, axis=1) <= ic.max_r2())
+            & (uv[:, 0] >= 0)
+            & (uv[:, 0] <= ic.NU - 1)
+            & (uv[:, 1] >= 0)
+            & (uv[:, 1] <= ic.NV - 1)
+        )
         d = self.rays(uv)
         z = np.broadcast_to(np.asarray(z, dtype=float), (len(d),))
         with np.errstate(divide="ignore", invalid="ignore"):
             s = (z - self.extrinsics.z) / d[:, 2]
-        valid = np.isfinite(s) & (s > 0)
+        valid = seen & np.isfinite(s) & (s > 0)
         s = np.where(valid, s, np.nan)
         return self.position + d * s[:, None], valid
 

@@ -111,6 +111,10 @@ def test_points_behind_outside_or_beyond_the_distortion_fold_are_invalid():
     level = Camera(cam.intrinsics, Extrinsics(3e5, 4e6, 10.0, 0.0, np.pi / 2, 0.0))
     _, reaches = level.image_to_world(np.array([[2000.0, 1500.0], [2000.0, 2500.0]]), 0.0)
     assert reaches.tolist() == [False, True]
+    # A pixel outside the image has no calibrated ray, even if it would reach the plane.
+    nu, nv = level.intrinsics.NU, level.intrinsics.NV
+    _, seen = level.image_to_world(np.array([[nu + 50.0, nv - 10.0], [-3.0, nv - 10.0]]), 0.0)
+    assert not seen.any()
 
 
 def test_load_camera_uses_extrinsics_or_solves_them_from_gcps(tmp_path, caco_c2):
