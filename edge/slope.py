@@ -50,7 +50,7 @@ class SlopeEstimate:
     stderr: float | None
     n: int
     source: str  # "fit" | "last_good" | "default"
-    used: list[float] = field(default_factory=list)
+    used: list[Observation] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     tide_range_m: float | None = None
     reason: str | None = None
@@ -61,7 +61,15 @@ class SlopeEstimate:
             "stderr": None if self.stderr is None else round(self.stderr, 5),
             "n": self.n,
             "source": self.source,
-            "collections": [utc_iso(t) for t in self.used],
+            "collections": [utc_iso(o.time) for o in self.used],
+            "points": [
+                {
+                    "time": utc_iso(o.time),
+                    "distance_m": round(o.distance_m, 3),
+                    "z_m": round(o.z_m, 4),
+                }
+                for o in self.used
+            ],
             "rejected": self.rejected,
             "z_range_m": None if self.tide_range_m is None else round(self.tide_range_m, 3),
             "reason": self.reason,
@@ -108,9 +116,7 @@ def fit_slope(
         else:
             tan_beta = -1.0 / float(fit.slope)
             stderr = float(fit.high_slope - fit.low_slope) / (2 * 1.96) * tan_beta**2
-            return SlopeEstimate(
-                tan_beta, stderr, len(keep), "fit", [o.time for o in keep], rejected, z_range
-            )
+            return SlopeEstimate(tan_beta, stderr, len(keep), "fit", keep, rejected, z_range)
     if last_good is not None:
         return SlopeEstimate(last_good, None, len(keep), "last_good", [], rejected, z_range, reason)
     return SlopeEstimate(rules.default, None, len(keep), "default", [], rejected, z_range, reason)

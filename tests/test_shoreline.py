@@ -103,6 +103,9 @@ def test_rendered_day_gives_the_slope_and_the_datum_shoreline(tmp_path, slope):
         out = dict(stage.update(waterline, t, float(level), None))
     slopes = [tr["tan_beta"] for tr in out["slope"]["transects"]]
     assert [tr["source"] for tr in out["slope"]["transects"]] == ["fit"] * 5
+    # The slope message carries its inputs: the day's (chainage, elevation) pairs.
+    points = out["slope"]["transects"][0]["points"]
+    np.testing.assert_allclose([p["z_m"] for p in points], levels, atol=1e-4)
     np.testing.assert_allclose(slopes, slope, atol=0.01)
     truth = [station.scene.true_chainage(t, 0.0) for t in station.transects]
     got = [tr["distance_m"] for tr in out["shoreline"]["transects"]]
