@@ -67,8 +67,8 @@ def test_bad_input_is_one_line(tmp_path, case, expected):
 
 
 def test_one_camera_plan_view_is_written(tmp_path):
-    """A 50 x 50 m patch of the CACO-01 grid (x 200..250, y 450..500) seen by camera 1 at z = 0.4 m: 51 x 51 nodes,
-    colour, every node seen (the patch lies well inside c1's view)."""
+    """A 50 x 50 m patch of the CACO-01 grid (x 200..250, y 450..500) seen by camera 1 at
+    z = 0.4 m: 51 x 51 nodes, colour, every node seen (the patch lies well inside c1's view)."""
     out = _rectify(tmp_path, STATION + GRID, f"c1={DATA / '1581508801.c1.timex.jpg'}")
     assert out.returncode == 0, out.stderr
     plan = cv2.imread(str(tmp_path / "plan.png"), cv2.IMREAD_UNCHANGED)
