@@ -5,8 +5,9 @@
 :class:`CollectionAnalysis`, which for each finished collection:
 
 1. keeps the cameras whose TimeX passed the quality gates;
-2. takes the water level at the middle of the window: tide (``[tide]``) plus wave
-   setup (Stockdon 2006, ``[waves]``, with the default slope) -- without a tide level
+2. takes the water level at the middle of the window from the shoreline stage: tide
+   (``[tide]``) plus wave setup and the configured swash fraction (Stockdon 2006,
+   ``[waves]``, with the station's latest fitted slope) -- without a tide level
    no waterline can be placed in the world, so the collection's shoreline is reported
    unavailable and nothing is guessed;
 3. runs the waterline stage (``beach/waterline``), then slope and shoreline
@@ -23,7 +24,6 @@ from edge.beach_station import BeachStation
 from edge.config import StationConfig
 from edge.messages import envelope
 from edge.products import Collection
-from edge.runup import stockdon2006
 from edge.shoreline import ShorelineStage
 from edge.tide import TideSource
 from edge.waves import WaveSource
@@ -71,18 +71,16 @@ class CollectionAnalysis:
                     ),
                 )
             ]
-        setup = 0.0
-        if waves is not None:
-            setup = stockdon2006(waves.h0_m, waves.tp_s, self.config.slope.default).setup_m
+        level = self.shoreline.water_level(time, tide, waves)
         waterline = self.analyser.analyse(
             time,
-            tide + setup,
+            level.z_m,
             images={c.camera: c.timex for c in usable},
             out_dir=self.config.collection.output_dir,
             stem=f"{first.epoch}.{self.config.station.id}",
         )
-        waterline["tide_m"] = round(tide, 4)
-        waterline["setup_m"] = round(setup, 4)
+        waterline["tide_m"] = round(level.tide_m, 4)
+        waterline["setup_m"] = round(level.setup_m, 4)
         return [("waterline", waterline), *self.shoreline.update(waterline, time, tide, waves)]
 
 
