@@ -35,6 +35,21 @@ def utc_iso(t: float | dt.datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+def epoch_seconds(value: Any, naive_is_utc: bool = False) -> float:
+    """Epoch seconds (UTC) from a number or an ISO 8601 time (``...Z`` or ``+hh:mm``).
+
+    A time without a zone raises ValueError, unless ``naive_is_utc`` reads it as UTC.
+    """
+    if isinstance(value, int | float):
+        return float(value)
+    when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        if not naive_is_utc:
+            raise ValueError(f"time {value!r} has no time zone")
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
 def envelope(kind: str, station: str, time: float | dt.datetime, **payload: Any) -> dict[str, Any]:
     """A message of ``kind`` (a key of :data:`TOPICS`) with the common header fields first."""
     if kind not in TOPICS:

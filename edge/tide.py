@@ -24,6 +24,7 @@ import numpy as np
 
 from edge.config.shoreline import ConstituentSection, TideSection
 from edge.errors import InputError
+from edge.messages import epoch_seconds
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +103,6 @@ def predict(constituents: list[ConstituentSection], z0_m: float, t: np.ndarray) 
         f, u = nodal(c.name, lon["N"])
         level += f * c.amplitude_m * np.cos(np.radians(v + u - c.phase_deg))
     return level
-
-
-def epoch_seconds(value: Any) -> float:
-    """Epoch seconds (UTC) from a number or an ISO 8601 time with a zone."""
-    if isinstance(value, int | float):
-        return float(value)
-    when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        raise ValueError(f"time {value!r} has no time zone")
-    return when.timestamp()
 
 
 class TideSource:

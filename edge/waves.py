@@ -20,8 +20,9 @@ from typing import Any
 
 from edge.config.shoreline import WavesSection
 from edge.errors import InputError
+from edge.messages import epoch_seconds
 from edge.runup import G
-from edge.tide import epoch_seconds, now_utc
+from edge.tide import now_utc
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 
 from edge.config.shoreline import TideSection, WavesSection
+from edge.messages import epoch_seconds
 from edge.outbox import Outbox
 from edge.publisher import Publisher
-from edge.tide import TideSource, epoch_seconds
+from edge.tide import TideSource
 from edge.waves import WaveSource, shoaling_coefficient
 
 STATION = "tide-01"

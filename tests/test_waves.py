@@ -9,8 +9,8 @@ import pytest
 
 from edge.config.shoreline import WavesSection
 from edge.errors import InputError
+from edge.messages import epoch_seconds
 from edge.runup import G
-from edge.tide import epoch_seconds
 from edge.waves import WaveSource, shoaling_coefficient, wavenumber
 
 

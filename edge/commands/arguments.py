@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
+
+from edge.messages import epoch_seconds
 
 
 def utc_time(text: str, naive_is_utc: bool = False) -> float:
-    """UTC ISO 8601 (``2026-06-15T03:00:00Z``) -> epoch seconds.
+    """UTC ISO 8601 (``2026-06-15T03:00:00Z``) -> epoch seconds (:func:`epoch_seconds`).
 
     A time without a zone is refused, unless ``naive_is_utc`` says to read it as UTC.
     """
     try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return epoch_seconds(text, naive_is_utc)
+    except ValueError as exc:
+        if "no time zone" in str(exc):
+            raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z") from None
         raise argparse.ArgumentTypeError(f"expected UTC ISO 8601, got {text!r}") from None
-    if when.tzinfo is None:
-        if not naive_is_utc:
-            raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z")
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
 
 
 def camera_path(text: str) -> tuple[str, Path]:
