@@ -16,13 +16,12 @@ traces (fixed-size records); a missing or inconsistent HD raises InputError.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import InputError
-from edge.gpr.traces import TraceBlock, sibling_file
+from edge.gpr.traces import TraceBlock, read_key_values, sibling_file
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +31,7 @@ _UNITS_TO_M = {"m": 1.0, "metres": 1.0, "meters": 1.0, "ft": 0.3048, "feet": 0.3
 
 def read_hd(path: Path) -> dict[str, str]:
     """``KEY = value`` pairs of an HD file (keys upper-case, values stripped)."""
-    try:
-        text = path.read_text(encoding="latin-1")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read HD header ({exc.strerror or exc})") from None
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[re.sub(r"\s+", " ", key.strip().upper())] = value.strip()
-    return out
+    return read_key_values(path, "=", "HD")
 
 
 def _number(hd: dict[str, str], key: str, path: Path) -> float:

@@ -25,23 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import InputError
-from edge.gpr.traces import GpsFix, TraceBlock, sibling_file
+from edge.gpr.traces import GpsFix, TraceBlock, read_key_values, sibling_file
 
 log = logging.getLogger(__name__)
 
 
 def read_rad(path: Path) -> dict[str, str]:
-    """``KEY:value`` pairs of a RAD file (keys upper-case)."""
-    try:
-        text = path.read_text(encoding="latin-1")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read RAD header ({exc.strerror or exc})") from None
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            out[key.strip().upper()] = value.strip()
-    return out
+    """``KEY:value`` pairs of a RAD file (keys upper-case, values stripped)."""
+    return read_key_values(path, ":", "RAD")
 
 
 def read_cor(path: Path, n_traces: int) -> list[GpsFix]:

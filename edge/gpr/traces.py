@@ -16,11 +16,14 @@ Conventions, stated once for the whole GPR unit:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,21 @@ class TraceBlock:
             "gps_fixes_valid": sum(1 for g in self.gps if g.quality > 0),
             "header": self.header,
         }
+
+
+def read_key_values(path: Path, separator: str, kind: str) -> dict[str, str]:
+    """``KEY<separator>value`` lines of a text header (HD: ``=``, RAD: ``:``); keys
+    upper-case with runs of white space collapsed, values stripped."""
+    try:
+        text = path.read_text(encoding="latin-1")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {kind} header ({exc.strerror or exc})") from None
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(separator)
+        if sep:
+            out[re.sub(r"\s+", " ", key.strip().upper())] = value.strip()
+    return out
 
 
 def sibling_file(path: Path, suffix: str) -> Path | None:
