@@ -5,48 +5,79 @@
 #
 # Creates the system user `geoedge`, installs the package into /opt/geoedge/venv,
 # copies the station config AND the files next to it (calibration, transects,
-# password file) to /etc/geoedge (the config is installed as station.toml), and
-# enables + (re)starts geoedge.service. Safe to run again to upgrade.
+# password file) to /etc/geoedge (the config is installed as station.toml; every file
+# there root:geoedge 0640, directories 0750), makes the state directories under
+# /var/lib/geoedge, checks the config as the service user, and enables + (re)starts
+# geoedge.service (systemd/geoedge.service). Safe to run again to upgrade.
 set -euo pipefail
 
 config="${1:?usage: install.sh STATION_CONFIG.toml}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 prefix=/opt/geoedge
 etc=/etc/geoedge
+state=/var/lib/geoedge
+unit=geoedge.service
 
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }
 [ -f "$config" ] || { echo "install.sh: no such config: $config" >&2; exit 1; }
+config_dir="$(cd "$(dirname "$config")" && pwd)"
 
+# The service user; cameras (/dev/video*) and Jetson GPU nodes belong to group video
+# (the unit's SupplementaryGroups=video fails to start if the group is missing).
+getent group video >/dev/null || groupadd --system video
 id -u geoedge >/dev/null 2>&1 || \
-    useradd --system --home-dir /var/lib/geoedge --shell /usr/sbin/nologin geoedge
+    useradd --system --user-group --home-dir "$state" --no-create-home \
+        --shell /usr/sbin/nologin geoedge
 
 python3 -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install --quiet --upgrade pip
-"$prefix/venv/bin/pip" install --quiet "$repo"
+"$prefix/venv/bin/pip" install --quiet --upgrade "$repo"
 install -m 0644 "$repo/README.md" "$prefix/README.md"
 
-# The config's directory holds what its relative paths point to.
-install -d -m 0750 -o root -g geoedge "$etc"
-cp -r "$(dirname "$config")/." "$etc/"
-install -m 0640 -o root -g geoedge "$config" "$etc/station.toml"
-chown -R root:geoedge "$etc"
-chmod -R g+rX,o-rwx "$etc"
+# State: the outbox and stores (state/) and the image products (products/), owned by
+# the service user. The unit's StateDirectory= would make the top one; the two below
+# are made here so that the links from /etc/geoedge resolve before the first start.
+install -d -m 0750 -o geoedge -g geoedge "$state" "$state/state" "$state/products"
 
-# Relative paths in the config resolve next to it, but /etc is read-only to the
-# service: the default state locations (outbox under state/, products/) are links
-# into /var/lib/geoedge. A config may also name absolute paths there.
-install -d -m 0750 -o geoedge -g geoedge /var/lib/geoedge /var/lib/geoedge/state \
-    /var/lib/geoedge/products
+# Config: the config's directory holds what its relative paths point to. state/ and
+# products/ there are skipped: on the device they are links into /var/lib/geoedge, and
+# copying a developer's local outbox over them would overwrite the device's.
+# Re-running with /etc/geoedge/station.toml itself (a package upgrade) copies nothing.
+install -d -m 0750 -o root -g geoedge "$etc"
+if [ "$config_dir" != "$etc" ]; then
+    find "$config_dir" -mindepth 1 -maxdepth 1 ! -name state ! -name products \
+        -exec cp -r {} "$etc/" \;
+fi
+[ "$config_dir/$(basename "$config")" -ef "$etc/station.toml" ] ||
+    install -m 0640 -o root -g geoedge "$config" "$etc/station.toml"
+# root:geoedge; directories 0750, files 0640 (secrets included: the MQTT password file,
+# TLS keys). The service reads them, cannot change them; other users see nothing.
+chown -R root:geoedge "$etc"
+find "$etc" -type d -exec chmod 0750 {} +
+find "$etc" -type f -exec chmod 0640 {} +
+
+# Relative state paths in the config (state/outbox.sqlite, products/) resolve next to
+# it, but /etc is read-only to the service: they are links into /var/lib/geoedge.
 for dir in state products; do
-    [ -e "$etc/$dir" ] || ln -s "/var/lib/geoedge/$dir" "$etc/$dir"
+    [ -e "$etc/$dir" ] || ln -s "$state/$dir" "$etc/$dir"
 done
 
-# Check the config as the service user before enabling anything.
-runuser -u geoedge -- "$prefix/venv/bin/python" -c \
-    "from edge.config import load_config; load_config('$etc/station.toml')"
+# Check the config as the service user (it must be able to read every file the config
+# names) before enabling anything. -I and cd /: the installed package, not the checkout.
+(cd / && runuser -u geoedge -- "$prefix/venv/bin/python" -I -c \
+    "import sys; from edge.config import load_config; load_config(sys.argv[1])" \
+    "$etc/station.toml")
 
-install -m 0644 "$repo/systemd/geoedge.service" /etc/systemd/system/geoedge.service
+install -m 0644 "$repo/systemd/$unit" "/etc/systemd/system/$unit"
 systemctl daemon-reload
-systemctl enable geoedge.service
-systemctl restart geoedge.service
-echo "geoedge.service installed; follow it with: journalctl -u geoedge -f"
+systemd-analyze verify "/etc/systemd/system/$unit" ||
+    echo "install.sh: systemd-analyze verify reported the problems above" >&2
+systemctl enable "$unit"
+# An earlier crash loop may have hit the start limit; an install re-arms it.
+systemctl reset-failed "$unit" 2>/dev/null || true
+echo "starting $unit (waits for READY; a first start that builds a TensorRT engine takes minutes)"
+if ! systemctl restart "$unit"; then
+    echo "install.sh: $unit did not start; see: journalctl -u geoedge -n 50" >&2
+    exit 1
+fi
+echo "$unit installed and running; follow it with: journalctl -u geoedge -f"
