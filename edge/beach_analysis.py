@@ -156,7 +156,8 @@ class BeachAnalyser:
                 bgr = read_image(images[name], cam) if bgr is None else bgr
                 drawn = timex_overlay(bgr, cam, water_level, cw.pieces, self._lines())
                 path = overlay.save(drawn, Path(out_dir) / f"{stem}.{name}.waterline.jpg")
-                overlays[name] = str(path)
+                if path is not None:
+                    overlays[name] = str(path)
                 timex[name] = (cam, bgr)
         crossings = [
             measure(
@@ -180,7 +181,8 @@ class BeachAnalyser:
                 transects,
             )
             path = overlay.save(plan, Path(out_dir) / f"{stem}.plan.waterline.jpg")
-            overlays["plan"] = str(path)
+            if path is not None:
+                overlays["plan"] = str(path)
         return envelope(
             "waterline",
             self.config.station.id,

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Quality flags that make a TimeX unusable for the waterline.
 UNUSABLE = {"no_frames", "too_dark", "low_contrast", "camera_moved"}
+#: With this flag no overlay is written either (the disk is full).
+DISK_FULL = {"products_not_written"}
 
 
 class CollectionAnalysis:
@@ -72,11 +74,12 @@ class CollectionAnalysis:
                 )
             ]
         level = self.shoreline.water_level(time, tide, waves)
+        flags = {f for c in usable for f in c.flags}
         waterline = self.analyser.analyse(
             time,
             level.z_m,
             images={c.camera: c.timex for c in usable},
-            out_dir=self.config.collection.output_dir,
+            out_dir=None if DISK_FULL & flags else self.config.collection.output_dir,
             stem=f"{first.epoch}.{self.config.station.id}",
         )
         waterline["tide_m"] = round(level.tide_m, 4)

@@ -41,6 +41,7 @@ from edge.capture import Capture, CaptureStats, Frame
 from edge.config import StationConfig
 from edge.config.collection import CollectionSection
 from edge.config.quality import QualitySection
+from edge.disk_space import DiskSpace, NoSpaceError
 from edge.errors import GeoEdgeError
 from edge.messages import envelope, utc_iso
 from edge.products import Collection, ProductAccumulator, write_collection
@@ -72,6 +73,8 @@ def collect_window(
     stop: threading.Event | None = None,
     carry: Frame | None = None,
     expected: int | None = None,
+    disk: DiskSpace | None = None,
+    heartbeat: Callable[[], None] | None = None,
 ) -> tuple[Collection, Frame | None]:
     """Sample ``capture`` over ``window``, accumulate, gate, and write the products.
 
@@ -81,7 +84,10 @@ def collect_window(
     frame count (default: a full window at ``collection.sample_hz``). A fatal capture
     error ends the collection with the frames so far and sets ``error`` (not logged
     here: the caller reports it once); the collection is always written (sidecar at
-    least) and returned.
+    least) and returned, unless ``disk`` says the products folder is out of space:
+    then nothing is written, the collection is flagged ``products_not_written`` and
+    its TimeX is kept in memory for the later stages. ``heartbeat()`` is called on
+    every turn of the read loop (the daemon's watchdog counts it as progress).
     """
     start, end = window
     sampler = Sampler(collection.sample_hz, start)
@@ -92,6 +98,8 @@ def collect_window(
     error: str | None = None
     pending = carry
     while True:
+        if heartbeat is not None:
+            heartbeat()
         if stop is not None and stop.is_set():
             interrupted = True
             break
@@ -147,13 +155,22 @@ def collect_window(
         flags.extend(report.flags)
         result.quality = report.values()
     result.flags = flags
-    write_collection(
-        result,
-        images,
-        collection.output_dir,
-        image_format=collection.image_format,
-        jpeg_quality=collection.jpeg_quality,
-    )
+    out = collection.output_dir
+    try:
+        if disk is not None and not disk.allows(out):
+            raise NoSpaceError(f"{out}: below the free-space reserve")
+        write_collection(
+            result,
+            images,
+            out,
+            image_format=collection.image_format,
+            jpeg_quality=collection.jpeg_quality,
+        )
+    except NoSpaceError:
+        if disk is not None:
+            disk.mark_full(out)
+        flags.append("products_not_written")
+        result.timex = None if images is None else images["timex"]
     return result, leftover
 
 
@@ -179,7 +196,10 @@ class BeachStation:
         self._totals = {cam.name: CaptureStats() for cam in config.cameras}
         self._open: dict[str, Capture] = {}
         self._collections = 0
+        self._failed = 0
         self._last_collection: float | None = None
+        self._progress = time.monotonic()
+        self.disk = DiskSpace(config.storage.min_free_bytes)
         self._references = {cam.name: self._load_reference(cam.name) for cam in config.cameras}
 
     # -- public ---------------------------------------------------------------------------
@@ -199,7 +219,7 @@ class BeachStation:
                 if not immediate:
                     window = self.schedule.next_window(time.time())
                     lead = max(c.open_timeout_s for c in self.config.cameras)
-                    if stop.wait(max(0.0, window[0] - lead - time.time())):
+                    if self._wait_until(window[0] - lead, stop):
                         break
                     captures = self._open_captures(window[0])
                     carry = {}
@@ -215,9 +235,19 @@ class BeachStation:
         finally:
             self._close_captures()
 
+    def progress(self) -> float:
+        """``time.monotonic()`` of the last turn of a read loop or of a wait between
+        windows: the daemon's watchdog pings only while this keeps moving."""
+        return self._progress
+
+    def heartbeat(self) -> None:
+        self._progress = time.monotonic()
+
     def stats(self) -> dict[str, Any]:
         """Counters: frames read, reconnects, stalls, dropped frames, decode errors (all
-        cameras and per camera), collections, and ``last_collection`` (UTC ISO or None)."""
+        cameras and per camera), collections and ``collections_failed`` (no camera gave
+        a frame, or the analysis failed), ``last_collection`` (UTC ISO or None) and the
+        disk state (``disk_full``, ``refused_writes``)."""
         with self._lock:
             per_camera = {}
             for name, total in self._totals.items():
@@ -234,7 +264,9 @@ class BeachStation:
             return {
                 **summed,
                 "collections": self._collections,
+                "collections_failed": self._failed,
                 "last_collection": None if last is None else utc_iso(last),
+                **self.disk.stats(),
                 "cameras": per_camera,
             }
 
@@ -307,6 +339,8 @@ class BeachStation:
                 reference=self._references.get(name),
                 stop=stop,
                 carry=carry.get(name),
+                disk=self.disk,
+                heartbeat=self.heartbeat,
             )
         except Exception as exc:
             if not isinstance(exc, GeoEdgeError):
@@ -329,10 +363,20 @@ class BeachStation:
         self._maybe_keep_reference(result)
         return result
 
+    def _wait_until(self, when: float, stop: threading.Event) -> bool:
+        """Wait until epoch ``when`` (heartbeat every few s); True if ``stop`` was set."""
+        while (left := when - time.time()) > 0:
+            self.heartbeat()
+            if stop.wait(min(left, POLL_S * 10)):
+                return True
+        return stop.is_set()
+
     def _publish(self, window: Window, collections: list[Collection]) -> None:
         with self._lock:
             self._collections += 1
             self._last_collection = window[0]
+            if all(c.frame_count == 0 for c in collections):
+                self._failed += 1
         log.info(
             "collection %s..%s: %s",
             utc_iso(window[0]),
@@ -360,6 +404,8 @@ class BeachStation:
             results = self.analyse(collections)
         except Exception as exc:
             log.error("analysis of the collection at %s failed: %r", utc_iso(window[0]), exc)
+            with self._lock:
+                self._failed += 1
             return
         for kind, msg in results:
             self._emit(kind, msg)

@@ -2,11 +2,19 @@
 
 Every payload is JSON with ``"schema": "geoedge.<kind>/<major>"``, ``"station"``
 and ``"time"`` (UTC, ISO 8601 with ``Z``); coordinates carry their CRS.
+
+Result messages (every kind but ``status`` and ``stats``) also carry an ``"id"``
+that is a pure function of what the result is about (station, kind and the
+collection time; a cavity's own id names its source, channel and trace), never of
+when it was computed. A result recomputed after a restart therefore has the same
+id: the outbox refuses it as already sent, and a control room can de-duplicate
+on ``id`` whatever the transport did.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from typing import Any
 
@@ -21,6 +29,8 @@ TOPICS: dict[str, str] = {
     "cavity": "gpr/cavity",
 }
 SCHEMA_MAJOR = 1
+#: Kinds that are health or presence, not results: no ``id``, never de-duplicated.
+NOT_RESULTS = frozenset({"status", "stats"})
 
 
 def utc_iso(t: float | dt.datetime) -> str:
@@ -54,12 +64,15 @@ def envelope(kind: str, station: str, time: float | dt.datetime, **payload: Any)
     """A message of ``kind`` (a key of :data:`TOPICS`) with the common header fields first."""
     if kind not in TOPICS:
         raise KeyError(f"unknown message kind {kind!r} (expected one of {sorted(TOPICS)})")
-    return {
-        "schema": f"geoedge.{kind}/{SCHEMA_MAJOR}",
-        "station": station,
-        "time": utc_iso(time),
-        **payload,
-    }
+    header = {"schema": f"geoedge.{kind}/{SCHEMA_MAJOR}", "station": station, "time": utc_iso(time)}
+    if kind not in NOT_RESULTS and "id" not in payload:
+        header["id"] = message_id(kind, station, header["time"])
+    return {**header, **payload}
+
+
+def message_id(kind: str, station: str, time_iso: str) -> str:
+    """Deterministic id of the ``kind`` result of ``station`` at ``time_iso`` (16 hex)."""
+    return hashlib.sha1(f"{station}|{kind}|{time_iso}".encode()).hexdigest()[:16]
 
 
 def topic(prefix: str, station: str, kind: str) -> str:

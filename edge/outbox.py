@@ -16,6 +16,17 @@ the new message fits. Every dropped message is logged and counted in a persisten
 counter (:meth:`Outbox.dropped`) that the ``stats`` message reports. A single
 message larger than ``max_bytes`` is refused with :class:`~edge.errors.GeoEdgeError`.
 
+Idempotency: a message may carry a ``key`` (the daemon uses ``<topic>|<message
+id>``; result ids are deterministic, see :func:`edge.messages.message_id`). A put
+whose key is already stored, or was delivered within the last ``remember_s``
+seconds, stores nothing and returns None: a result recomputed after a restart
+(the same collection, the same GPR line replayed) is not published twice. Keys of
+acknowledged messages are remembered in the ``delivered`` table for
+``remember_s`` (default 7 days), pruned on open and every 1,000 acks.
+
+``oldest_age_s()`` tells how long the oldest stored message has waited (s), from
+its ``created`` time (epoch seconds UTC when it was put).
+
 A full disk or any other SQLite failure on ``put`` gives one error log line and a
 :class:`~edge.errors.GeoEdgeError`; the message is then *not* stored and the caller
 knows it (never a silent loss).
@@ -33,6 +44,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +66,14 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_stats ON messages (is_stats, id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('dropped', 0);
+INSERT OR IGNORE INTO counters VALUES ('duplicates', 0);
+CREATE TABLE IF NOT EXISTS delivered (key TEXT PRIMARY KEY, time REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS delivered_time ON delivered (time);
 """
+#: Columns added after the first release; an older outbox file is migrated on open.
+_ADDED_COLUMNS = {"key": "TEXT", "created": "REAL"}
+#: Acks between two prunes of the delivered-key table.
+_PRUNE_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -80,12 +99,15 @@ class Outbox:
         path: str | Path,
         max_messages: int = 100_000,
         max_bytes: int = 512 * 1024 * 1024,
+        remember_s: float = 7 * 86400.0,
     ) -> None:
         if max_messages <= 0 or max_bytes <= 0:
             raise ValueError("max_messages and max_bytes must be positive")
         self.path = Path(path)
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        self.remember_s = remember_s
+        self._acks_since_prune = 0
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
         try:
@@ -107,6 +129,8 @@ class Outbox:
                 raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode={mode})")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
+            self._prune_delivered()
             count, size = self._db.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM messages"
             ).fetchone()
@@ -123,11 +147,32 @@ class Outbox:
         """Call ``callback()`` (from the putting thread) after every successful put."""
         self._listeners.append(callback)
 
-    def put(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> int:
+    def _migrate(self) -> None:
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
+        self._db.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages (key) WHERE key IS NOT NULL"
+        )
+
+    def _prune_delivered(self) -> None:
+        self._db.execute("DELETE FROM delivered WHERE time < ?", (time.time() - self.remember_s,))
+
+    def put(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int = 1,
+        retain: bool = False,
+        key: str | None = None,
+    ) -> int | None:
         """Store a message durably and return its id (increasing, never reused).
 
-        Raises GeoEdgeError when the message cannot be stored (disk full, message
-        larger than ``max_bytes``); nothing is stored then.
+        With ``key``: None, and nothing stored, when a message with that key is
+        already stored or was delivered within ``remember_s`` (counted in
+        :meth:`duplicates`). Raises GeoEdgeError when the message cannot be stored
+        (disk full, message larger than ``max_bytes``); nothing is stored then.
         """
         body = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         if qos not in (0, 1, 2):
@@ -143,11 +188,18 @@ class Outbox:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                if key is not None and self._known(key):
+                    self._db.execute(
+                        "UPDATE counters SET value = value + 1 WHERE name = 'duplicates'"
+                    )
+                    self._db.execute("COMMIT")
+                    log.info("outbox %s: %s already queued or sent, not stored", self.path, key)
+                    return None
                 dropped = self._make_room(size)
                 msg_id = self._db.execute(
-                    "INSERT INTO messages (topic, payload, qos, retain, is_stats, size) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (topic, body, qos, int(retain), int(_is_stats(topic)), size),
+                    "INSERT INTO messages (topic, payload, qos, retain, is_stats, size, key, "
+                    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (topic, body, qos, int(retain), int(_is_stats(topic)), size, key, time.time()),
                 ).lastrowid
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -172,6 +224,12 @@ class Outbox:
         for callback in self._listeners:
             callback()
         return int(msg_id)
+
+    def _known(self, key: str) -> bool:
+        for table in ("messages", "delivered"):
+            if self._db.execute(f"SELECT 1 FROM {table} WHERE key = ?", (key,)).fetchone():
+                return True
+        return False
 
     def _make_room(self, size: int) -> tuple[int, int]:
         """Delete oldest stats, then oldest of any kind, until ``size`` more bytes fit.
@@ -219,13 +277,22 @@ class Outbox:
                 self._db.execute("BEGIN IMMEDIATE")
                 freed = 0
                 deleted = 0
+                now = time.time()
                 for msg_id in ids:
                     row = self._db.execute(
-                        "DELETE FROM messages WHERE id = ? RETURNING size", (msg_id,)
+                        "DELETE FROM messages WHERE id = ? RETURNING size, key", (msg_id,)
                     ).fetchone()
                     if row is not None:
                         deleted += 1
                         freed += row[0]
+                        if row[1] is not None:
+                            self._db.execute(
+                                "INSERT OR REPLACE INTO delivered VALUES (?, ?)", (row[1], now)
+                            )
+                self._acks_since_prune += deleted
+                if self._acks_since_prune >= _PRUNE_EVERY:
+                    self._prune_delivered()
+                    self._acks_since_prune = 0
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 # The messages stay stored and are sent again: a duplicate, never a loss.
@@ -247,10 +314,24 @@ class Outbox:
 
     def dropped(self) -> int:
         """Messages dropped by the size policy since the outbox file was created."""
+        return self._counter("dropped")
+
+    def duplicates(self) -> int:
+        """Puts refused as already queued or delivered (same key), since creation."""
+        return self._counter("duplicates")
+
+    def oldest_age_s(self) -> float | None:
+        """Seconds the oldest stored message has waited; None when the outbox is empty."""
         with self._lock:
-            return int(
-                self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0]
-            )
+            (created,) = self._db.execute("SELECT min(created) FROM messages").fetchone()
+            if created is None:
+                return None if self._count == 0 else 0.0
+        return max(0.0, time.time() - created)
+
+    def _counter(self, name: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         """Close the database and release the owner lock."""

@@ -12,6 +12,7 @@ BGR uint8; files are JPEG written beside the products.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,8 @@ WATERLINE_BGR = (0, 0, 255)
 TRANSECT_BGR = (0, 255, 255)
 VALID_BGR = (0, 200, 0)
 INVALID_BGR = (0, 140, 255)
+
+log = logging.getLogger(__name__)
 
 
 def _dense(line: LineString, step_m: float) -> np.ndarray:
@@ -106,9 +109,20 @@ def planview_overlay(
     return img
 
 
-def save(image: np.ndarray, path: Path) -> Path:
-    """Write an overlay (JPEG quality 90), creating the folder; returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90]):
-        raise OSError(f"cannot write overlay {path}")
+def save(image: np.ndarray, path: Path) -> Path | None:
+    """Write an overlay (JPEG quality 90), creating the folder; its path, or None.
+
+    An overlay is an illustration: when it cannot be written (disk full) one
+    warning is logged and the result it illustrates goes on without it.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok = cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    except (OSError, cv2.error) as exc:
+        ok, why = False, str(exc)
+    else:
+        why = "OpenCV could not write it"
+    if not ok:
+        log.warning("overlay %s not written (%s)", path, why)
+        return None
     return path

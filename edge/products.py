@@ -27,6 +27,7 @@ Files use Argus-style names: ``<epoch>.<station>.<camera>.<product>.jpg`` with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.disk_space import NO_SPACE, NoSpaceError
 from edge.errors import InputError
 from edge.messages import utc_iso
 
@@ -232,6 +234,7 @@ FLAGS = (
     "too_dark",  # quality gate: night
     "low_contrast",  # quality gate: fog, rain on the lens
     "camera_moved",  # quality gate: shift against the reference image
+    "products_not_written",  # disk full: the products exist in memory only (results still made)
 )
 
 
@@ -278,9 +281,13 @@ def write_collection(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` under a temporary name, then rename; NoSpaceError when the disk is full."""
     tmp = path.with_name(path.name + ".part")
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write ({exc.strerror})") from None
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        error = NoSpaceError if exc.errno in NO_SPACE else InputError
+        raise error(f"{path}: cannot write ({exc.strerror})") from None

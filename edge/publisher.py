@@ -31,9 +31,11 @@ import contextlib
 import json
 import logging
 import socket
+import stat
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -41,7 +43,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import __version__
 from edge.config.mqtt import MqttSection
-from edge.errors import ConfigError
+from edge.errors import ConfigError, InputError
+from edge.inputs import MAX_PAYLOAD_BYTES, RejectedInputs
 from edge.messages import envelope, topic
 from edge.outbox import Outbox
 
@@ -54,9 +57,28 @@ InputCallback = Callable[[str, Any], None]
 _OFFLINE_ACK_S = 2.0
 
 
+def check_secret_file(path: Path, key: str) -> None:
+    """Refuse a secret (password, private key) that other users could read or change.
+
+    Allowed: owner read/write and group read (``0600``, ``0640``: the install
+    script gives the ``geoedge`` group read access). ConfigError names the key and
+    the fix otherwise.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path} ({exc.strerror})") from None
+    if mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
+        raise ConfigError(
+            f"{key}: {path} is open to other users (mode {mode:04o}); "
+            f"run: chmod 600 {path} (or 640 with group geoedge)"
+        )
+
+
 def _read_password(cfg: MqttSection) -> str | None:
     if cfg.password_file is None:
         return None
+    check_secret_file(cfg.password_file, "mqtt.password_file")
     try:
         return cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
@@ -87,6 +109,10 @@ class Publisher:
         self._subscriptions: dict[str, InputCallback] = {}
         self._sub_lock = threading.Lock()
         self._problem: str | None = None
+        #: Inbound messages ignored as malformed or out of range, per topic.
+        self.rejected = RejectedInputs()
+        #: ``time.monotonic()`` of the last broker acknowledgement (or connect).
+        self.last_progress = time.monotonic()
         self._drain_thread: threading.Thread | None = None
         self._client = self._make_client()
         outbox.listen(self._wake.set)
@@ -123,6 +149,8 @@ class Publisher:
             client.username_pw_set(cfg.username, _read_password(cfg))
         if cfg.tls is not None:
             tls = cfg.tls
+            if tls.key_file is not None:
+                check_secret_file(tls.key_file, "mqtt.tls.key_file")
             try:
                 client.tls_set(
                     ca_certs=str(tls.ca_file) if tls.ca_file else None,
@@ -156,7 +184,9 @@ class Publisher:
         """Call ``callback(topic, json_payload)`` for messages on ``topic_filter`` (QoS 1).
 
         The subscription is renewed after every reconnect. A payload that is not
-        JSON is logged (one line) and skipped.
+        JSON (or larger than 64 KiB), or that ``callback`` refuses by raising
+        InputError, is ignored: the first of a run is logged, all are counted in
+        :attr:`rejected`.
         """
         with self._sub_lock:
             self._subscriptions[topic_filter] = callback
@@ -248,6 +278,7 @@ class Publisher:
         if done:
             self._inflight = [(i, info) for i, info in self._inflight if not info.is_published()]
             self.outbox.ack(done)
+            self.last_progress = time.monotonic()
 
     # -- paho callbacks (network thread) ------------------------------------------
 
@@ -265,6 +296,7 @@ class Publisher:
             self._report(f"MQTT broker {self._where} refused the connection: {reason_code}{hint}")
             return
         self._problem = None
+        self.last_progress = time.monotonic()
         log.info("connected to MQTT broker %s as %s", self._where, self.client_id)
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
         with self._sub_lock:
@@ -307,13 +339,21 @@ class Publisher:
                 for f, cb in self._subscriptions.items()
                 if mqtt.topic_matches_sub(f, message.topic)
             ]
+        if len(message.payload) > MAX_PAYLOAD_BYTES:
+            self.rejected.reject(message.topic, f"{len(message.payload)} bytes is too large")
+            return
         try:
             payload = json.loads(message.payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.warning("input on %s is not JSON, skipped (%s)", message.topic, exc)
+            self.rejected.reject(message.topic, f"not JSON ({exc})")
             return
         for callback in callbacks:
             try:
                 callback(message.topic, payload)
+            except InputError as exc:
+                self.rejected.reject(message.topic, str(exc))
+                return
             except Exception:
                 log.exception("input callback for %s failed", message.topic)
+                return
+        self.rejected.accept(message.topic)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import logging
 import threading
 from collections import deque
 from typing import Any
@@ -24,9 +23,8 @@ import numpy as np
 
 from edge.config.shoreline import ConstituentSection, TideSection
 from edge.errors import InputError
+from edge.inputs import number, reading_time
 from edge.messages import epoch_seconds
-
-log = logging.getLogger(__name__)
 
 _J2000 = dt.datetime(2000, 1, 1, 12, tzinfo=dt.UTC).timestamp()
 
@@ -123,16 +121,13 @@ class TideSource:
             subscribe(self.section.topic, self.on_message)
 
     def on_message(self, topic: str, payload: Any) -> None:
-        """A gauge reading: ``{field: level, time_field: UTC time}`` (JSON object)."""
+        """A gauge reading ``{field: level, time_field: UTC time}`` (JSON object).
+
+        Raises InputError for a malformed or out-of-range reading (the daemon logs
+        it once per run of bad messages and counts it)."""
         s = self.section
-        try:
-            level = float(payload[s.field])
-            when = epoch_seconds(payload[s.time_field]) if s.time_field in payload else now_utc()
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning(
-                "tide gauge %s: ignored message without a usable %r (%s)", topic, s.field, exc
-            )
-            return
+        level = number(payload, s.field, *s.level_range_m, " m")
+        when = reading_time(payload, s.time_field, now_utc())
         with self._lock:
             self._live.append((when, level))
 

@@ -11,7 +11,6 @@ Stockdon (2006) wants deep-water conditions: a gauge in intermediate depth
 from __future__ import annotations
 
 import csv
-import logging
 import math
 import threading
 from collections import deque
@@ -20,11 +19,14 @@ from typing import Any
 
 from edge.config.shoreline import WavesSection
 from edge.errors import InputError
+from edge.inputs import number, reading_time
 from edge.messages import epoch_seconds
 from edge.runup import G
 from edge.tide import now_utc
 
-log = logging.getLogger(__name__)
+#: Largest plausible significant wave height (m) and peak period (s) of a reading.
+MAX_HS_M = 30.0
+MAX_TP_S = 40.0
 
 
 @dataclass(frozen=True)
@@ -78,16 +80,16 @@ class WaveSource:
             subscribe(self.section.topic, self.on_message)
 
     def on_message(self, topic: str, payload: Any) -> None:
+        """A reading ``{hs_field: m, tp_field: s, dir_field: deg, time_field: UTC}``.
+
+        Raises InputError for a malformed or out-of-range reading."""
         s = self.section
-        try:
-            when = epoch_seconds(payload[s.time_field]) if s.time_field in payload else now_utc()
-            state = self._state(
-                when, float(payload[s.hs_field]), float(payload[s.tp_field]),
-                payload.get(s.dir_field) if s.dir_field else None,
-            )  # fmt: skip
-        except (KeyError, TypeError, ValueError, InputError) as exc:
-            log.warning("waves %s: ignored message (%s)", topic, exc)
-            return
+        hs = number(payload, s.hs_field, 0.0, MAX_HS_M, " m")
+        tp = number(payload, s.tp_field, 0.0, MAX_TP_S, " s")
+        direction = None
+        if s.dir_field and payload.get(s.dir_field) is not None:
+            direction = number(payload, s.dir_field, 0.0, 360.0, " deg")
+        state = self._state(reading_time(payload, s.time_field, now_utc()), hs, tp, direction)
         with self._lock:
             self._live.append(state)
 

@@ -287,6 +287,7 @@ def password_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker
     subprocess.run([tool, "-b", "-c", str(passwd), username, password], check=True)
     client_file = workdir / "station.password"
     client_file.write_text(password + "\n")
+    client_file.chmod(0o600)
     conf = f"allow_anonymous false\npassword_file {passwd}\n"
     broker = Broker(
         workdir=workdir,

@@ -6,7 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-from edge.health import disk_free_bytes, soc_temperature_c, stats_message
+from edge.disk_space import free_bytes as disk_free_bytes
+from edge.health import HealthMonitor, soc_temperature_c
 from edge.outbox import Outbox
 
 
@@ -42,15 +43,21 @@ def test_stats_message_reports_the_outbox_and_the_site(tmp_path: Path):
         box.put("geoedge/st/beach/products", f"m{n}")
     _zone(tmp_path / "thermal", 0, "40000")
     started = time.monotonic() - 12.0
-    site = {"last_collection": "2026-01-01T10:10:00Z", "collections": 7, "bad": float("nan")}
-    message = stats_message(
-        "st",
-        started_monotonic=started,
-        outbox=box,
-        products_dir=tmp_path / "products",
-        site_stats=site,
-        thermal_root=tmp_path / "thermal",
+    site = {
+        "last_collection": "2026-01-01T10:10:00Z",
+        "collections": 7,
+        "frames_read": 100,
+        "bad": float("nan"),
+    }
+    monitor = HealthMonitor(
+        "st", box, tmp_path / "products", thermal_root=tmp_path / "thermal", started=started
     )
+    message = monitor.message(site, broker_connected=False)
+    assert message["frames_per_s"] is None, "no rate before a second snapshot"
+    time.sleep(0.2)
+    later = monitor.message({**site, "frames_read": 130})
+    assert later["frames_per_s"] > 0 and later["traces_per_s"] == 0.0
+    assert 30 / later["frames_per_s"] >= 0.2, "30 frames over at least 0.2 s"
     assert message["schema"] == "geoedge.stats/1" and message["station"] == "st"
     assert message["time"].endswith("Z")
     assert 12.0 <= message["uptime_s"] < 20.0
@@ -60,4 +67,6 @@ def test_stats_message_reports_the_outbox_and_the_site(tmp_path: Path):
     assert message["temperature_c"] == 40.0
     assert message["disk_free_bytes"]["outbox"] > 0 and message["disk_free_bytes"]["products"] > 0
     assert message["site"] == {**site, "bad": None}, "NaN is not JSON: reported as null"
+    assert message["collections"] == 7 and message["broker_connected"] is False
+    assert 0.0 <= message["oldest_queued_s"] < 60
     box.close()

@@ -197,6 +197,7 @@ def test_password_login_works_and_the_password_is_never_logged(
 def test_a_wrong_password_gives_one_clear_error_line(password_broker, tmp_path, outbox, caplog):
     wrong = tmp_path / "wrong.password"
     wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
     cfg = password_broker.mqtt_section(password_file=str(wrong))
     caplog.set_level(logging.INFO, logger="edge.publisher")
     publisher = Publisher(cfg, STATION, outbox)
@@ -244,7 +245,8 @@ def test_input_topics_are_delivered_as_json_and_resubscribed_after_an_outage(
     while not received and time.monotonic() < deadline:
         time.sleep(0.02)
     assert received == [("tide/chuam", {"level_m": 0.42})]
-    assert "input on tide/chuam is not JSON" in caplog.text
+    assert "input on tide/chuam ignored: not JSON" in caplog.text
+    assert publisher.rejected.counts() == {"tide/chuam": 1}
 
     restartable_broker.stop()
     restartable_broker.start()

@@ -13,6 +13,7 @@ import utide
 
 from edge.beach_analysis import BeachAnalyser
 from edge.config.shoreline import ConstituentSection, SlopeSection, TideSection
+from edge.errors import InputError
 from edge.runup import stockdon2006
 from edge.shoreline import ShorelineStage, datum_chainage
 from edge.slope import Observation, fit_slope
@@ -56,7 +57,9 @@ def test_mqtt_gauge_keeps_recent_readings_only():
     src = TideSource(TideSection(source="mqtt", topic="gauge/level", max_age_s=600))
     src.on_message("gauge/level", {"level_m": 0.8, "time": "2026-06-15T00:00:00Z"})
     src.on_message("gauge/level", {"level_m": 1.0, "time": "2026-06-15T00:10:00Z"})
-    src.on_message("gauge/level", {"no_level": 1})  # ignored with a log line
+    for bad in ({"no_level": 1}, {"level_m": float("nan")}, {"level_m": 99.0}, [1.0]):
+        with pytest.raises(InputError):
+            src.on_message("gauge/level", bad)
     assert src.level_at(DAY + 300) == pytest.approx(0.9)
     assert src.level_at(DAY + 3 * 3600) is None
 

@@ -31,6 +31,7 @@ from edge.config.mqtt import MqttSection, OutboxSection
 from edge.config.quality import QualitySection
 from edge.config.shoreline import ShorelineSection, SlopeSection, TideSection, WavesSection
 from edge.config.station import StationSection
+from edge.config.storage import StorageSection
 from edge.errors import ConfigError
 
 __all__ = ["StationConfig", "format_validation_error", "load_config"]
@@ -54,6 +55,7 @@ class StationConfig(Section):
     gpr: GprSection | None = None
     mqtt: MqttSection = Field(default_factory=MqttSection)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
     source_path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

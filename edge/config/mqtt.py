@@ -63,9 +63,12 @@ class OutboxSection(Section):
 
     When the outbox holds ``max_messages`` messages or ``max_bytes`` bytes, the
     oldest ``stats`` messages are dropped first, then the oldest messages of any
-    kind; every drop is counted and reported in ``stats``.
+    kind; every drop is counted and reported in ``stats``. The ids of results sent
+    are remembered for ``remember_days``: a result recomputed within that time (after
+    a restart) is not sent again.
     """
 
     path: ConfigPath = Field(default=Path("state/outbox.sqlite"), validate_default=True)
     max_messages: int = Field(default=100_000, gt=0)
     max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    remember_days: float = Field(default=7.0, gt=0)

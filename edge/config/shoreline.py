@@ -33,6 +33,7 @@ class TideSection(Section):
     A level older than ``max_age_s`` (MQTT) or farther than ``max_gap_s`` from the table
     rows (CSV) is unavailable: the shoreline is then marked unavailable, never guessed.
     ``uncertainty_m`` is the 1-sigma error of a level, used in the shoreline error.
+    A gauge message outside ``level_range_m`` (m, gauge datum) is ignored as bad.
     """
 
     source: Literal["none", "mqtt", "csv", "harmonic"] = "none"
@@ -46,9 +47,12 @@ class TideSection(Section):
     max_age_s: float = Field(default=900.0, gt=0)
     max_gap_s: float = Field(default=3 * 3600.0, gt=0)
     uncertainty_m: float = Field(default=0.05, ge=0)
+    level_range_m: tuple[float, float] = (-20.0, 20.0)
 
     @model_validator(mode="after")
     def _source_inputs(self) -> TideSection:
+        if self.level_range_m[0] >= self.level_range_m[1]:
+            raise ValueError("level_range_m must be [low, high] with low < high")
         need = {"mqtt": ("topic", self.topic), "csv": ("file", self.file)}
         if self.source in need and need[self.source][1] is None:
             raise ValueError(f"tide source '{self.source}' needs '{need[self.source][0]}'")
