@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import onnxruntime as ort
 
 from edge.errors import InputError, ModelError
 from edge.manifest import PRECISIONS, Manifest, load_manifest
+from edge.sd_notify import Notifier, extending_timeout
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +73,47 @@ def device_kind(providers: list[str] | tuple[str, ...] | None = None) -> str:
     return "gpu" if have & wanted & GPU_PROVIDERS else "cpu"
 
 
-def _provider_entry(name: str, manifest: Manifest) -> str | tuple[str, dict[str, object]]:
+def trt_engine_dir(model_path: Path, manifest: Manifest) -> Path:
+    """This model file's TensorRT engines: ``<trt_cache_dir>/<file name>-<sha256[:16]>``.
+
+    One directory per model file, so that an empty one means its engine is still to be
+    built and a replaced model never finds an engine built from the old one.
+    """
+    return trt_cache_dir() / f"{model_path.name}-{manifest.sha256[:16]}"
+
+
+#: How often the TensorRT engine build asks systemd for more time, s.
+TRT_BUILD_EXTEND_STEP_S = 30.0
+
+
+def trt_engine_build(
+    providers: list[str], engine_dir: Path, model_name: str | None = None
+) -> AbstractContextManager[None]:
+    """A block that may build a TensorRT engine: keeps systemd's start timeout and watchdog
+    extended (``EXTEND_TIMEOUT_USEC`` every 30 s) while the TensorRT EP is among
+    ``providers`` and ``engine_dir`` holds no engine yet; otherwise does nothing.
+    With ``model_name``, says in one log line that the build is starting.
+    """
+    if "TensorrtExecutionProvider" not in providers or any(engine_dir.glob("*.engine")):
+        return nullcontext()
+    if model_name:
+        log.info(
+            "building the TensorRT engine for %s; this takes minutes on first start", model_name
+        )
+    return extending_timeout(Notifier.from_environment(), TRT_BUILD_EXTEND_STEP_S)
+
+
+def _provider_entry(
+    name: str, manifest: Manifest, engine_dir: Path
+) -> str | tuple[str, dict[str, object]]:
     if name != "TensorrtExecutionProvider":
         return name
-    cache = trt_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
+    engine_dir.mkdir(parents=True, exist_ok=True)
     return (
         name,
         {
             "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": str(cache),
+            "trt_engine_cache_path": str(engine_dir),
             "trt_fp16_enable": manifest.precision == "fp16",
         },
     )
@@ -107,16 +140,22 @@ class OnnxModel:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        engine_dir = trt_engine_dir(self.path, self.manifest)
         try:
-            self._session = ort.InferenceSession(
-                str(self.path),
-                sess_options=options,
-                providers=[_provider_entry(p, self.manifest) for p in chosen],
-            )
+            with trt_engine_build(chosen, engine_dir, self.path.name):
+                self._session = ort.InferenceSession(
+                    str(self.path),
+                    sess_options=options,
+                    providers=[_provider_entry(p, self.manifest, engine_dir) for p in chosen],
+                )
         except Exception as exc:  # ORT raises its own exception types per failure
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load model {self.path}: {first}") from None
         self.providers: list[str] = self._session.get_providers()
+        # With a dynamic input shape the TensorRT EP builds its engine at the first run.
+        self._first_run_engine_dir = (
+            engine_dir if "TensorrtExecutionProvider" in self.providers else None
+        )
         self.input_name = self._session.get_inputs()[0].name
         self.output_names = [o.name for o in self._session.get_outputs()]
         if self.input_name != self.manifest.input_name:
@@ -149,7 +188,12 @@ class OnnxModel:
                 f"model {self.path.name} expects input shape {expected} (None = any), "
                 f"got {list(x.shape)}"
             )
-        return self._session.run(None, {self.input_name: x})
+        if self._first_run_engine_dir is None:
+            return self._session.run(None, {self.input_name: x})
+        with trt_engine_build(self.providers, self._first_run_engine_dir):
+            outputs = self._session.run(None, {self.input_name: x})
+        self._first_run_engine_dir = None
+        return outputs
 
 
 def variant_path(base: Path, precision: str) -> Path:

@@ -200,3 +200,31 @@ def test_extending_timeout_rejects_a_non_positive_step(path_listener):
         extending_timeout(Notifier.from_environment(), 0),
     ):
         pass
+
+
+def test_tensorrt_engine_build_extends_only_while_no_engine_is_cached(
+    path_listener, tmp_path, caplog
+):
+    # The runtime's hook (TensorRT itself is absent here): an empty engine directory
+    # means a first-start build, which asks systemd for time (2 x 30 s) and says so.
+    from edge.runtime import trt_engine_build
+
+    trt = ["TensorrtExecutionProvider", "CPUExecutionProvider"]
+    engines = tmp_path / "unet.onnx-0123456789abcdef"
+    with (
+        caplog.at_level(logging.INFO, logger="edge.runtime"),
+        trt_engine_build(trt, engines, "unet.onnx"),
+    ):
+        pass
+    assert path_listener.drain() == ["EXTEND_TIMEOUT_USEC=60000000"]
+    assert [r.getMessage() for r in caplog.records if r.name == "edge.runtime"] == [
+        "building the TensorRT engine for unet.onnx; this takes minutes on first start"
+    ]
+
+    engines.mkdir()
+    (engines / "TensorrtExecutionProvider_TRTKernel_graph_main_0_0_sm87.engine").write_bytes(b"x")
+    with trt_engine_build(trt, engines, "unet.onnx"):
+        pass
+    with trt_engine_build(["CPUExecutionProvider"], tmp_path / "empty", "unet.onnx"):
+        pass
+    assert path_listener.drain() == []
