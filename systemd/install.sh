@@ -10,6 +10,9 @@
 # /var/lib/geoedge, checks the config as the service user, and enables + (re)starts
 # geoedge.service (systemd/geoedge.service). Safe to run again to upgrade.
 set -euo pipefail
+# The venv must be readable by the service user whatever root's umask is; /etc/geoedge
+# gets its own modes below (and is 0750 before anything is copied into it).
+umask 022
 
 config="${1:?usage: install.sh STATION_CONFIG.toml}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,8 +28,9 @@ config_dir="$(cd "$(dirname "$config")" && pwd)"
 # The service user; cameras (/dev/video*) and Jetson GPU nodes belong to group video
 # (the unit's SupplementaryGroups=video fails to start if the group is missing).
 getent group video >/dev/null || groupadd --system video
+getent group geoedge >/dev/null || groupadd --system geoedge
 id -u geoedge >/dev/null 2>&1 || \
-    useradd --system --user-group --home-dir "$state" --no-create-home \
+    useradd --system --gid geoedge --home-dir "$state" --no-create-home \
         --shell /usr/sbin/nologin geoedge
 
 python3 -m venv "$prefix/venv"
@@ -64,9 +68,17 @@ done
 
 # Check the config as the service user (it must be able to read every file the config
 # names) before enabling anything. -I and cd /: the installed package, not the checkout.
-(cd / && runuser -u geoedge -- "$prefix/venv/bin/python" -I -c \
-    "import sys; from edge.config import load_config; load_config(sys.argv[1])" \
-    "$etc/station.toml")
+# A bad config is one line naming the key (edge.errors), not a traceback.
+check='
+import sys
+from edge.config import load_config
+from edge.errors import GeoEdgeError
+try:
+    load_config(sys.argv[1])
+except GeoEdgeError as exc:
+    sys.exit(f"install.sh: {exc}")
+'
+(cd / && runuser -u geoedge -- "$prefix/venv/bin/python" -I -c "$check" "$etc/station.toml")
 
 install -m 0644 "$repo/systemd/$unit" "/etc/systemd/system/$unit"
 systemctl daemon-reload
