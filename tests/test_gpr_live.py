@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import InputError
-from edge.gpr.live import END, FileTailSource, TcpTraceSource, TraceQueue, encode_frame, read_frames
+from edge.gpr.framing import FramingCounters, encode_frame, read_frames
+from edge.gpr.live import END, FileTailSource, TcpTraceSource, TraceQueue
 from edge.gpr.readers import read_gpr
 from edge.gpr.replay import ReplayServer
 
@@ -45,12 +45,17 @@ def test_frame_round_trip_all_sample_types():
         np.testing.assert_array_equal(samples, values)
 
 
-def test_bad_magic_is_one_clear_error():
+def test_bad_magic_is_skipped_and_counted_not_fatal():
+    """A frame whose magic is overwritten is garbage (28 + 16 bytes); the next one is read."""
     a, b = socket.socketpair()
+    counters = FramingCounters()
     with a, b:
         a.sendall(b"XXXX" + encode_frame(0, 0, np.zeros(4), 1.0, 0.0)[4:])
-        with pytest.raises(InputError, match="bad frame"):
-            list(read_frames(b, threading.Event()))
+        a.sendall(encode_frame(0, 1, np.ones(4), 1.0, 0.0))
+        a.close()
+        frames = list(read_frames(b, threading.Event(), counters))
+    assert [f.trace for f in frames] == [1]
+    assert (counters.garbage_bytes, counters.resyncs, counters.truncated_traces) == (44, 1, 0)
 
 
 def test_replay_over_tcp_with_a_tiny_queue_loses_no_trace():

@@ -1,29 +1,20 @@
 """Live trace input: a TCP trace stream, or a file the GPR unit is still writing.
 
-TCP framing (GeoEdge trace stream, version 1). Every trace of every channel is one
-frame: a fixed 28-byte little-endian header, then the samples::
-
-    offset size type     field
-    0      4    bytes    magic b"GPRT"
-    4      1    uint8    version (1)
-    5      1    uint8    sample type code: 1 int16, 2 int32, 3 float32, 4 uint16 (centred by
-                         subtracting 32768), 5 uint8 (centred by subtracting 128)
-    6      2    uint16   channel (0-based)
-    8      4    uint32   trace number (0-based, per channel, increasing by 1)
-    12     4    uint32   sample count n
-    16     4    float32  dt, ns per sample
-    20     8    float64  timestamp, UTC epoch seconds of the trace
-    28     n*w  samples  n little-endian words of the type's width w
-
-The frames of one trace number come channel after channel; a trace is complete
-when the frame of a later trace number arrives (or all the channels seen so far
-have sent it). A gap in trace numbers is counted as ``missing_traces`` and
-logged; a bad magic, version or type code ends the connection with InputError.
+The TCP framing (one frame per trace per channel, with a UTC timestamp) and how
+the reader survives garbage bytes and frames cut short are in
+:mod:`edge.gpr.framing`. The frames of one trace number come channel after
+channel; a trace is complete when all the line's channels have sent it (or a
+later trace number arrives). A gap in trace numbers is counted as
+``missing_traces`` and logged, and so is a trace that lacks a channel (it is
+dropped). One connection is one line; within a connection, trace numbers going
+back, or a change of sample count, dt or channel set, also start a new line.
+A connection that drops ends the line; the source reconnects with back-off.
 
 Back-pressure: the reader thread puts complete chunks into a bounded queue and
 BLOCKS when it is full, so TCP flow control slows the sender; no trace is
 dropped. :class:`StreamStats` tells how far behind processing is (queue depth,
-lag = wall clock minus the newest processed trace's timestamp, and its maximum).
+lag = wall clock minus the newest processed trace's timestamp, and its maximum)
+and what the framing skipped (``garbage_bytes``, ``resyncs``, ``truncated_traces``).
 """
 
 from __future__ import annotations
@@ -31,10 +22,9 @@ from __future__ import annotations
 import logging
 import queue
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,43 +32,23 @@ import numpy as np
 
 from edge.errors import InputError
 from edge.gpr import dt1, dzt, rd3
+from edge.gpr.framing import Frame, FramingCounters, read_frames
 from edge.gpr.traces import TraceBlock, sibling_file
 
 log = logging.getLogger(__name__)
 
 #: Queue marker: the line ended (connection closed, file complete).
 END = "end-of-line"
-MAGIC = b"GPRT"
-VERSION = 1
-FRAME = struct.Struct("<4sBBHIIfd")
-#: sample type code -> (numpy dtype, offset subtracted to centre)
-SAMPLE_TYPES: dict[int, tuple[str, float]] = {
-    1: ("<i2", 0.0),
-    2: ("<i4", 0.0),
-    3: ("<f4", 0.0),
-    4: ("<u2", 32768.0),
-    5: ("<u1", 128.0),
-}
-
-
-def encode_frame(
-    channel: int,
-    trace: int,
-    samples: np.ndarray,
-    dt_ns: float,
-    timestamp: float,
-    type_code: int = 3,
-) -> bytes:
-    """One frame (header + samples) of the trace stream."""
-    dtype, offset = SAMPLE_TYPES[type_code]
-    words = (np.asarray(samples, np.float64) + offset).astype(dtype)
-    head = FRAME.pack(MAGIC, VERSION, type_code, channel, trace, words.size, dt_ns, timestamp)
-    return head + words.tobytes()
 
 
 @dataclass
-class StreamStats:
-    """Counters of a live source; ``lag_s`` is wall clock minus the newest processed trace."""
+class StreamStats(FramingCounters):
+    """Counters of a live source; ``lag_s`` is wall clock minus the newest processed trace.
+
+    ``garbage_bytes``, ``resyncs`` and ``truncated_traces`` are the framing's
+    (:class:`edge.gpr.framing.FramingCounters`): bytes skipped, runs of garbage
+    resynchronised, frames cut short and discarded.
+    """
 
     traces_received: int = 0
     traces_processed: int = 0
@@ -96,6 +66,9 @@ class StreamStats:
             "traces_received": self.traces_received,
             "traces_processed": self.traces_processed,
             "missing_traces": self.missing_traces,
+            "garbage_bytes": self.garbage_bytes,
+            "resyncs": self.resyncs,
+            "truncated_traces": self.truncated_traces,
             "queue_depth": self.queue_depth,
             "queue_capacity": self.queue_capacity,
             "lag_s": round(self.lag_s, 3),
@@ -107,45 +80,21 @@ class StreamStats:
         }
 
 
-def _read_exact(sock: socket.socket, n: int, stop: threading.Event) -> bytes | None:
-    """Exactly ``n`` bytes, or None when the peer closed at a frame boundary or stop is set."""
-    buf = bytearray()
-    while len(buf) < n:
-        if stop.is_set():
-            return None
-        try:
-            part = sock.recv(n - len(buf))
-        except TimeoutError:
-            continue
-        if not part:
-            if buf:
-                raise InputError(f"trace stream closed inside a frame ({len(buf)} of {n} bytes)")
-            return None
-        buf.extend(part)
-    return bytes(buf)
+class Backoff:
+    """Reconnect delays: ``first_s``, doubling per failure up to ``max_s``; reset on success."""
 
+    def __init__(self, first_s: float = 1.0, max_s: float = 30.0) -> None:
+        self.first_s, self.max_s = first_s, max(max_s, first_s)
+        self.next_s = first_s
 
-def read_frames(
-    sock: socket.socket, stop: threading.Event
-) -> Iterator[tuple[int, int, np.ndarray, float, float]]:
-    """(channel, trace, samples float32, dt_ns, timestamp) per frame until the peer closes."""
-    while True:
-        head = _read_exact(sock, FRAME.size, stop)
-        if head is None:
-            return
-        magic, version, code, channel, trace, n, dt_ns, stamp = FRAME.unpack(head)
-        if magic != MAGIC or version != VERSION:
-            raise InputError(f"trace stream: bad frame (magic {magic!r}, version {version})")
-        if code not in SAMPLE_TYPES:
-            raise InputError(f"trace stream: unknown sample type code {code} (expected 1-5)")
-        dtype, offset = SAMPLE_TYPES[code]
-        body = _read_exact(sock, n * np.dtype(dtype).itemsize, stop)
-        if body is None:
-            raise InputError(f"trace stream closed inside trace {trace} channel {channel}")
-        samples = np.frombuffer(body, dtype=dtype).astype(np.float32)
-        if offset:
-            samples -= np.float32(offset)
-        yield channel, trace, samples, float(dt_ns), float(stamp)
+    def failed(self) -> float:
+        """The delay to wait now; the following one doubles."""
+        delay = self.next_s
+        self.next_s = min(self.next_s * 2.0, self.max_s)
+        return delay
+
+    def succeeded(self) -> None:
+        self.next_s = self.first_s
 
 
 class TraceQueue:
@@ -200,14 +149,22 @@ class TraceQueue:
 class TcpTraceSource:
     """Connects to ``host:port`` and turns frames into TraceBlocks of ``chunk`` traces.
 
-    Reconnects (every ``retry_s``) until ``stop`` is set; trace numbering continues
-    from the stream's own trace numbers.
+    Reconnects until ``stop`` is set, after ``retry_s`` doubling per failed attempt
+    up to ``max_retry_s`` (reset once connected); trace numbering comes from the
+    stream's own trace numbers.
     """
 
     def __init__(
-        self, host: str, port: int, chunk: int = 64, retry_s: float = 1.0, source: str = ""
+        self,
+        host: str,
+        port: int,
+        chunk: int = 64,
+        retry_s: float = 1.0,
+        source: str = "",
+        max_retry_s: float = 10.0,
     ) -> None:
-        self.host, self.port, self.chunk, self.retry_s = host, port, chunk, retry_s
+        self.host, self.port, self.chunk = host, port, chunk
+        self.backoff = Backoff(retry_s, max_retry_s)
         self.source = source or f"tcp://{host}:{port}"
 
     def run(self, out: TraceQueue, stop: threading.Event) -> None:
@@ -217,76 +174,129 @@ class TcpTraceSource:
                 with socket.create_connection((self.host, self.port), timeout=2.0) as sock:
                     sock.settimeout(0.5)
                     out.stats.connected = True
+                    self.backoff.succeeded()
                     log.info("connected to trace stream %s", self.source)
-                    self._pump(sock, out, stop)
-                    out.end_of_line(stop)
-            except (OSError, InputError) as exc:
+                    lines = _LineAssembler(self.chunk, self.source, out, stop)
+                    for frame in read_frames(sock, stop, out.stats, self.source):
+                        lines.add(frame)
+                    lines.end_line()
+            except OSError as exc:
                 if not stop.is_set():
                     out.stats.errors.append(f"{self.source}: {exc}")
-                    log.warning(
-                        "trace stream %s: %s; retrying in %.0f s", self.source, exc, self.retry_s
-                    )
+                    log.warning("trace stream %s: %s", self.source, exc)
             out.stats.connected = False
-            stop.wait(self.retry_s)
+            if not stop.is_set():
+                delay = self.backoff.failed()
+                log.info("trace stream %s: reconnecting in %.0f s", self.source, delay)
+                stop.wait(delay)
 
-    def _pump(self, sock: socket.socket, out: TraceQueue, stop: threading.Event) -> None:
-        channels: list[int] = []
-        pending: dict[int, np.ndarray] = {}
-        current, stamp, dt_ns = -1, 0.0, 0.0
-        rows: list[np.ndarray] = []
-        times: list[float] = []
-        first = 0
-        last_done = -1
 
-        def complete() -> None:
-            nonlocal last_done, first
-            if not pending:
-                return
-            if not channels:
-                channels.extend(sorted(pending))
-            if sorted(pending) != channels:
-                raise InputError(
-                    f"trace {current}: channels {sorted(pending)}, expected {channels}"
-                )
-            if last_done >= 0 and current != last_done + 1:
-                out.stats.missing_traces += current - last_done - 1
-                log.warning("trace stream: traces %d-%d missing", last_done + 1, current - 1)
-                flush()
-                first = current
-            if not rows:
-                first = current
-            rows.append(np.stack([pending[c] for c in channels]))
-            times.append(stamp)
-            pending.clear()
-            last_done = current
-            if len(rows) >= self.chunk:
-                flush()
+class _LineAssembler:
+    """Frames of one connection -> complete traces -> chunks of ``chunk`` traces -> queue."""
 
-        def flush() -> None:
-            if rows:
-                block = TraceBlock(
-                    samples=np.stack(rows, axis=2),
-                    dt_ns=dt_ns,
-                    first_trace=first,
-                    trace_times=np.asarray(times),
-                    format="stream",
-                    source=self.source,
-                    header={"channels": list(channels)},
-                )
-                rows.clear()
-                times.clear()
-                out.put(block, stop)
+    def __init__(self, chunk: int, source: str, out: TraceQueue, stop: threading.Event) -> None:
+        self.chunk, self.source, self.out, self.stop = chunk, source, out, stop
+        self._reset()
 
-        for channel, trace, samples, frame_dt_ns, t in read_frames(sock, stop):
-            dt_ns = frame_dt_ns
-            if trace != current:
-                complete()
-                current, stamp = trace, t
-            pending[channel] = samples
-            if channels and len(pending) == len(channels):
-                complete()
-        complete()
-        flush()
+    def _reset(self) -> None:
+        self.channels: list[int] = []
+        self.pending: dict[int, np.ndarray] = {}
+        self.current, self.stamp = -1, 0.0
+        self.geometry: tuple[int, float] | None = None
+        self.rows: list[np.ndarray] = []
+        self.times: list[float] = []
+        self.first, self.last_done = 0, -1
+        self.sent = 0
+
+    def add(self, frame: Frame) -> None:
+        geometry = (frame.samples.size, frame.dt_ns)
+        if self.geometry is not None and geometry != self.geometry:
+            log.warning(
+                "%s: trace %d has %d samples x %g ns (line had %d x %g): new line",
+                self.source,
+                frame.trace,
+                *geometry,
+                *self.geometry,
+            )
+            self.end_line()
+        self.geometry = geometry
+        if frame.trace != self.current:
+            self._complete()
+            if 0 <= frame.trace <= self.last_done:
+                log.info("%s: trace numbers restart at %d: new line", self.source, frame.trace)
+                self.end_line()
+                self.geometry = geometry
+            self.current, self.stamp = frame.trace, frame.timestamp
+        self.pending[frame.channel] = frame.samples
+        if self.channels and len(self.pending) == len(self.channels):
+            self._complete()
+
+    def end_line(self) -> None:
+        """Flush what is complete and, if the line had traces, mark its end in the queue."""
+        self._complete()
+        self._flush()
+        if self.sent:
+            self.out.end_of_line(self.stop)
+        self._reset()
+
+    def _complete(self) -> None:
+        if not self.pending:
+            return
+        have = sorted(self.pending)
+        if not self.channels:
+            self.channels = have
+        elif have != self.channels and set(have) > set(self.channels):
+            log.warning("%s: channels %s, line had %s: new line", self.source, have, self.channels)
+            pending, current, stamp, geometry = (
+                self.pending,
+                self.current,
+                self.stamp,
+                self.geometry,
+            )
+            self.pending = {}
+            self.end_line()
+            self.pending, self.current, self.stamp = pending, current, stamp
+            self.channels, self.geometry = have, geometry
+        elif have != self.channels:
+            log.warning(
+                "%s: trace %d has channels %s of %s; dropped",
+                self.source,
+                self.current,
+                have,
+                self.channels,
+            )
+            self.pending.clear()
+            return
+        if self.last_done >= 0 and self.current != self.last_done + 1:
+            self.out.stats.missing_traces += self.current - self.last_done - 1
+            log.warning(
+                "%s: traces %d-%d missing", self.source, self.last_done + 1, self.current - 1
+            )
+            self._flush()
+        if not self.rows:
+            self.first = self.current
+        self.rows.append(np.stack([self.pending[c] for c in self.channels]))
+        self.times.append(self.stamp)
+        self.pending.clear()
+        self.last_done = self.current
+        if len(self.rows) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.rows or self.geometry is None:
+            return
+        block = TraceBlock(
+            samples=np.stack(self.rows, axis=2),
+            dt_ns=self.geometry[1],
+            first_trace=self.first,
+            trace_times=np.asarray(self.times),
+            format="stream",
+            source=self.source,
+            header={"channels": list(self.channels)},
+        )
+        self.rows, self.times = [], []
+        if self.out.put(block, self.stop):
+            self.sent += block.n_traces
 
 
 @dataclass(frozen=True)

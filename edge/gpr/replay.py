@@ -5,8 +5,11 @@ every trace of every channel as frames of :mod:`edge.gpr.live` (float32 samples,
 raw amplitudes as read, the file's dt) at ``speed_kmh / 3.6 / spacing_m`` traces
 per second. ``spacing_m`` is the trace spacing: the file's own when it has one,
 else the one given. Frame timestamps are the wall-clock send times, so the
-receiver's lag statistics are meaningful. ``speed_kmh = 0`` sends as fast as the
-receiver takes them (TCP flow control is the only brake).
+receiver's lag statistics are meaningful; with ``start_time`` (UTC epoch s) they
+are ``start_time + k / rate`` instead, the same on every replay (a line replayed
+after a restart, or matched to a GNSS track made for it). ``speed_kmh = 0`` sends
+as fast as the receiver takes them (TCP flow control is the only brake), and so
+does ``pace = False`` at any speed.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edge.errors import InputError
-from edge.gpr.live import encode_frame
+from edge.gpr.framing import encode_frame
 from edge.gpr.readers import read_gpr
 from edge.gpr.traces import TraceBlock
 
@@ -38,9 +43,14 @@ def trace_rate(block: TraceBlock, speed_kmh: float, spacing_m: float | None) -> 
 
 
 def send_block(
-    conn: socket.socket, block: TraceBlock, rate: float | None, stop: threading.Event | None = None
+    conn: socket.socket,
+    block: TraceBlock,
+    rate: float | None,
+    stop: threading.Event | None = None,
+    times: np.ndarray | None = None,
 ) -> int:
-    """Send every trace of ``block`` over ``conn`` at ``rate`` traces/s; returns traces sent."""
+    """Send every trace of ``block`` over ``conn`` at ``rate`` traces/s (None: flat out),
+    stamped with ``times`` (UTC epoch s per trace; None: the send time); returns traces sent."""
     start = time.monotonic()
     for k in range(block.n_traces):
         if stop is not None and stop.is_set():
@@ -49,7 +59,7 @@ def send_block(
             delay = start + k / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        now = time.time()
+        now = time.time() if times is None else float(times[k])
         frame = b"".join(
             encode_frame(c, block.first_trace + k, block.samples[c, :, k], block.dt_ns, now)
             for c in range(block.n_channels)
@@ -68,9 +78,17 @@ class ReplayServer:
         port: int = 0,
         speed_kmh: float = 0.0,
         spacing_m: float | None = None,
+        start_time: float | None = None,
+        pace: bool = True,
     ) -> None:
         self.block = read_gpr(path)
         self.rate = trace_rate(self.block, speed_kmh, spacing_m)
+        self.times = None
+        if start_time is not None:
+            if self.rate is None:
+                raise InputError("replay: a start time needs a survey speed (speed_kmh > 0)")
+            self.times = start_time + np.arange(self.block.n_traces) / self.rate
+        self.pace = pace
         self._sock = socket.create_server((host, port))
         self.port = int(self._sock.getsockname()[1])
         self.sent = 0
@@ -89,10 +107,11 @@ class ReplayServer:
                 "replaying %s to %s at %s traces/s",
                 self.block.source,
                 peer,
-                "max" if self.rate is None else f"{self.rate:.0f}",
+                "max" if self.rate is None or not self.pace else f"{self.rate:.0f}",
             )
             try:
-                self.sent = send_block(conn, self.block, self.rate, stop)
+                rate = self.rate if self.pace else None
+                self.sent = send_block(conn, self.block, rate, stop, self.times)
             except (ConnectionResetError, BrokenPipeError) as exc:
                 log.info("replay: the client closed the connection (%s)", exc.strerror or exc)
         return self.sent
