@@ -75,6 +75,10 @@ class CavityPipeline:
         gpr = self.gpr = config.gpr
         self.station, self.crs = config.station.id, config.station.crs
         self.source = first.source
+        #: A stream line is identified by its first trace's time (cavity ids, messages).
+        self.line_start = None
+        if first.format == "stream" and first.trace_times is not None and first.n_traces:
+            self.line_start = float(first.trace_times[0])
         self.detector = detector
         self.snippet_dir = snippet_dir
         self.channels = gpr.channels or list(range(first.n_channels))
@@ -218,9 +222,21 @@ class CavityPipeline:
         for cav in sorted(cavities, key=lambda c: (c.best.distance_m, c.best.channel)):
             snippet = None
             if self.snippet_dir is not None:
-                ident = cavity_id(self.station, self.source, cav.best.channel, cav.best.apex_trace)
+                b = cav.best
+                ident = cavity_id(
+                    self.station, self.source, b.channel, b.apex_trace, self.line_start
+                )
                 snippet = write_snippet(cav, self.snippet_dir, ident)
-            out.append(cavity_message(cav, self.station, self.crs, self.source, snippet=snippet))
+            out.append(
+                cavity_message(
+                    cav,
+                    self.station,
+                    self.crs,
+                    self.source,
+                    snippet=snippet,
+                    line_start=self.line_start,
+                )
+            )
         return out
 
 

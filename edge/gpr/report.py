@@ -7,7 +7,8 @@ trace, ``depth_top_m`` the depth of the reflector top below time zero (``v t0 /
 vertical size where the hyperbola fit constrains a radius (else null);
 ``position``/``lon``/``lat`` are null without GNSS. ``channels`` and
 ``trace_range`` give the de-duplicated extent; ``channel`` is the channel of the
-most confident detection.
+most confident detection. A stream's messages also carry ``line_start``, the UTC
+time of the line's first trace (from its frame), which is part of their ids.
 """
 
 from __future__ import annotations
@@ -21,12 +22,21 @@ import cv2
 import numpy as np
 
 from edge.gpr.dedup import Cavity
-from edge.messages import envelope
+from edge.messages import envelope, utc_iso
 
 
-def cavity_id(station: str, source: str, channel: int, trace: float) -> str:
-    """Stable id: the same cavity of the same file gets the same id on every run."""
-    key = f"{station}|{Path(source).name}|{channel}|{round(trace)}"
+def cavity_id(
+    station: str, source: str, channel: int, trace: float, line_start: float | None = None
+) -> str:
+    """Stable id: the same cavity of the same line gets the same id on every run.
+
+    A file is keyed by its name; a stream (``line_start`` given: the UTC epoch time
+    of the line's first trace, from its frame) by that time instead, since trace
+    numbers restart with every line and the address is no part of the line's
+    identity. A line replayed after a restart keeps its ids; two lines never share one.
+    """
+    line = Path(source).name if line_start is None else f"stream@{line_start:.6f}"
+    key = f"{station}|{line}|{channel}|{round(trace)}"
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -37,15 +47,17 @@ def cavity_message(
     source: str,
     when: float | None = None,
     snippet: str | None = None,
+    line_start: float | None = None,
 ) -> dict[str, Any]:
-    """The ``gpr/cavity`` payload of one de-duplicated cavity."""
+    """The ``gpr/cavity`` payload of one de-duplicated cavity (``line_start``: streams)."""
     b = cavity.best
     position = None if b.x is None else {"crs": crs, "x": b.x, "y": b.y}
+    extra = {} if line_start is None else {"line_start": utc_iso(line_start)}
     return envelope(
         "cavity",
         station,
         time.time() if when is None else when,
-        id=cavity_id(station, source, b.channel, b.apex_trace),
+        id=cavity_id(station, source, b.channel, b.apex_trace, line_start),
         **{"class": b.cls},
         confidence=round(b.confidence, 4),
         channel=b.channel,
@@ -67,6 +79,7 @@ def cavity_message(
         time_range_ns=[round(b.time_range_ns[0], 3), round(b.time_range_ns[1], 3)],
         detections=cavity.detections,
         snippet=snippet,
+        **extra,
     )
 
 
