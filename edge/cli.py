@@ -21,6 +21,7 @@ from edge.errors import GeoEdgeError
 #: Sub-command modules, in the order ``geoedge --help`` lists them.
 COMMANDS = (
     "run",
+    "status",
     "demo",
     "timex",
     "rectify",

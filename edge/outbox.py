@@ -328,6 +328,35 @@ class Outbox:
                 return None if self._count == 0 else 0.0
         return max(0.0, time.time() - created)
 
+    @staticmethod
+    def in_use(path: str | Path) -> bool:
+        """True while a process owns the outbox at ``path`` (a running daemon)."""
+        try:
+            fd = os.open(f"{path}.lock", os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    @staticmethod
+    def peek(path: str | Path) -> dict[str, float | int | None]:
+        """Depth, bytes and oldest age (s) of an outbox file, read-only, without owning it."""
+        uri = f"file:{Path(path).absolute()}?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as db:
+                count, size, created = db.execute(
+                    "SELECT count(*), coalesce(sum(size), 0), min(created) FROM messages"
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise GeoEdgeError(f"outbox {path}: cannot read ({exc})") from None
+        age = None if created is None else round(max(0.0, time.time() - created), 1)
+        return {"queue_depth": count, "queue_bytes": size, "oldest_queued_s": age}
+
     def _counter(self, name: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()

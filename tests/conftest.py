@@ -190,23 +190,20 @@ class Broker:
         return "\n".join(lines) + "\n"
 
 
-def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 / localhost; returns (ca, cert, key)."""
+def make_ca(workdir: Path, cn: str = "geoedge test CA"):
+    """A self-signed test CA: (certificate, private key, PEM path in ``workdir``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     now = dt.datetime.now(dt.UTC)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(name("geoedge test CA"))
-        .issuer_name(name("geoedge test CA"))
+        .subject_name(name)
+        .issuer_name(name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
@@ -228,35 +225,58 @@ def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    path = workdir / f"{cn.replace(' ', '_')}.pem"
+    path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    return ca_cert, ca_key, path
+
+
+def make_server_cert(
+    workdir: Path, ca, names=("localhost", "127.0.0.1"), stem: str = "server"
+) -> tuple[Path, Path]:
+    """A server certificate for ``names`` (DNS names or IPs) signed by ``ca`` (from
+    :func:`make_ca`); returns (certificate PEM, key PEM) in ``workdir``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_cert, ca_key, _ = ca
+    now = dt.datetime.now(dt.UTC)
+    alt: list[x509.GeneralName] = []
+    for n in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            alt.append(x509.DNSName(n))
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name("localhost"))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    paths = workdir / "ca.pem", workdir / "server.pem", workdir / "server.key"
-    paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
+    cert_path, key_path = workdir / f"{stem}.pem", workdir / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.TraditionalOpenSSL,
             serialization.NoEncryption(),
         )
     )
-    return paths
+    return cert_path, key_path
+
+
+def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 / localhost; returns (ca, cert, key)."""
+    ca = make_ca(workdir)
+    return (ca[2], *make_server_cert(workdir, ca))
 
 
 @pytest.fixture(scope="session")
