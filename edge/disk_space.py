@@ -1,10 +1,12 @@
 """Free-space reserve for product files: write images only while the disk has room.
 
 :class:`DiskSpace` answers :meth:`DiskSpace.allows` for a directory: True while its
-file system has at least ``min_free_bytes`` free and no write there has failed for
-lack of space since the last check. Crossing into "full" and back is logged once
-each way, not on every refused write. Results are computed and queued either way;
-only the image products and snippets are skipped (the caller flags them).
+file system has at least ``min_free_bytes`` free and, after a write there failed for
+lack of space, once ``RECOVERY_BYTES`` more than at the failure are free again (so a
+disk that is still full is not retried on every collection). Crossing into "full"
+and back is logged once each way, not on every refused write. Results are computed
+and queued either way; only the image products and snippets are skipped (the caller
+flags them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class NoSpaceError(InputError):
     """A product file could not be written for lack of disk space."""
 
 
+#: Bytes that must be freed after a failed write before products are written again.
+RECOVERY_BYTES = 8 * 1024**2
 #: Seconds a free-space reading is reused before ``statvfs`` is asked again.
 RECHECK_S = 5.0
 
@@ -40,6 +44,7 @@ class DiskSpace:
         self._lock = threading.Lock()
         self._full: dict[Path, bool] = {}
         self._checked: dict[Path, float] = {}
+        self._free_at_failure: dict[Path, int] = {}
         self.refused_writes = 0
 
     def allows(self, directory: Path) -> bool:
@@ -50,7 +55,13 @@ class DiskSpace:
             if now - self._checked.get(directory, -RECHECK_S) >= RECHECK_S:
                 self._checked[directory] = now
                 free = free_bytes(directory)
-                self._set(directory, free is not None and free < self.min_free_bytes, free)
+                need = self.min_free_bytes
+                if directory in self._free_at_failure:
+                    need = max(need, self._free_at_failure[directory] + RECOVERY_BYTES)
+                full = free is not None and free < need
+                if not full:
+                    self._free_at_failure.pop(directory, None)
+                self._set(directory, full, free)
             if self._full.get(directory, False):
                 self.refused_writes += 1
                 return False
@@ -58,9 +69,12 @@ class DiskSpace:
 
     def mark_full(self, directory: Path) -> None:
         """A write to ``directory`` failed for lack of space: full until a check says not."""
+        directory = Path(directory)
         with self._lock:
-            self._checked[Path(directory)] = time.monotonic()
-            self._set(Path(directory), True, free_bytes(Path(directory)))
+            free = free_bytes(directory)
+            self._checked[directory] = time.monotonic()
+            self._free_at_failure[directory] = free or 0
+            self._set(directory, True, free)
 
     @property
     def full(self) -> bool:

@@ -314,3 +314,72 @@ def test_a_camera_that_stalls_disappears_and_returns_the_daemon_carries_on(
     assert any({"too_few_frames"} <= f for f in flags), flags
     assert any(not f - {"interrupted"} for f in flags[3:]), "full collections after the return"
     assert healthy["site"]["frames_read"] > 30
+
+
+def _mount_namespace_works() -> str | None:
+    """None when this kernel lets us mount a tmpfs in a private namespace, else why not."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return "util-linux unshare is not installed"
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+         "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d && umount $d && rmdir $d"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return None if probe.returncode == 0 else f"no private tmpfs mount: {probe.stderr.strip()}"
+
+
+def test_a_full_disk_stops_the_products_not_the_results(
+    tmp_path, camera, daemons, mosquitto_broker, mqtt_subscriber
+):
+    import os
+    from pathlib import Path
+
+    if (why := _mount_namespace_works()) is not None:
+        pytest.skip(why)
+    sub = mqtt_subscriber(mosquitto_broker, RESULTS)
+    products = tmp_path / "products"
+    products.mkdir()
+    # The daemon's products folder is a 16 MiB file system of its own (a tmpfs in a
+    # private mount namespace); the test reaches it through /proc/<pid>/root.
+    prefix = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+              f'mount -t tmpfs -o size=16m tmpfs "{products}" && exec "$@"', "sh"]  # fmt: skip
+    config = beach_config(
+        tmp_path,
+        mosquitto_broker.mqtt_toml(stats_interval_s=1),
+        camera.url,
+        extra_toml="[storage]\nmin_free_bytes = 0\n",
+    )
+    daemon = daemons(config, prefix=prefix)
+    daemon.wait_stats(lambda s: _collections(s) >= 1, 60, "a first collection")
+    seen = Path(f"/proc/{daemon.process.pid}/root") / products.relative_to("/")
+    free = os.statvfs(seen).f_bavail * os.statvfs(seen).f_frsize
+    filler = seen / "filler.bin"
+    with open(filler, "wb") as f:  # leave 64 KiB: less than one collection's images
+        f.truncate(0)
+        f.write(b"\0" * max(0, free - 64 * 1024))
+    full = daemon.wait_stats(lambda s: s["disk_full"], 60, "disk_full reported")
+    assert full["site"]["refused_writes"] >= 0
+    start = _collections(full)
+    daemon.wait_stats(lambda s: _collections(s) >= start + 2, 60, "collections on a full disk")
+    assert len(daemon.log_lines("disk nearly full")) == 1, daemon.log_tail()
+
+    filler.unlink()
+    back = daemon.wait_stats(
+        lambda s: not s["disk_full"] and _collections(s) >= start + 4, 90, "products again"
+    )
+    assert daemon.terminate() == 0
+    time.sleep(0.5)
+    products_msgs = sub.payloads(f"geoedge/{STATION}/beach/products")
+    waterlines = {w["time"] for w in sub.payloads(f"geoedge/{STATION}/beach/waterline")}
+    skipped = [p for p in products_msgs if "products_not_written" in p["flags"]]
+    assert skipped, "some collections were flagged products_not_written"
+    for p in skipped:  # the result of a collection whose images could not be written
+        start_s = p["window"]["start"]
+        assert any(w > start_s for w in waterlines), f"no waterline after {start_s}"
+    written = [p for p in products_msgs if not p["flags"]]
+    assert written[-1]["time"] > skipped[-1]["time"], "products written again at the end"
+    assert len(daemon.log_lines("disk space is back")) >= 1
+    assert back["queue_depth"] <= 2
