@@ -28,14 +28,19 @@ Example (units in the key names: ns, MHz, m, km/h)::
 
     [gpr.positioning]
     trace_spacing_m = 0.05
-    gnss = "track.nmea"
+    gnss = "tcp://192.0.2.20:5017"      # or an NMEA file: read once, or tailed for a live source
+    max_gap_s = 2.0                     # no position across a longer gap between fixes
+    max_wait_s = 2.0                    # a trace newer than the newest fix waits this long
+    track_s = 600.0                     # GNSS history held in memory
+    trace_time_offset_s = 0.0           # added to trace times (GPR clock minus GNSS UTC)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from edge.config.base import ConfigPath, Section
 
@@ -123,17 +128,58 @@ class DetectorSection(Section):
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
 
 
-class PositioningSection(Section):
-    """Along-track position: GNSS (the file's own GPS, or an NMEA file) else trace spacing.
+def _gnss_source(value: str, info: ValidationInfo) -> str:
+    """``tcp://HOST:PORT`` as given; a path resolved against the config file's folder."""
+    if value.startswith("tcp://"):
+        host, _, port = value[len("tcp://") :].rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected tcp://HOST:PORT or the path of an NMEA file")
+        return value
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    return str(path)
 
-    ``trace_spacing_m`` is used when the source gives no distance (odometer wheel
-    setting); ``min_fix_quality`` is the lowest NMEA GGA fix quality trusted.
+
+class PositioningSection(Section):
+    """Along-track position and GNSS (units: m, s).
+
+    ``trace_spacing_m``: the odometer wheel setting, used when the source gives no
+    distance (and for the hyperbola fit of a stream). ``min_fix_quality``: the lowest
+    NMEA GGA fix quality trusted (RMC 'A' counts as 1).
+
+    ``gnss``: where GNSS fixes come from, besides the file's own GPS (DZG, COR):
+
+    * the path of an NMEA log (GGA/RMC, relative to the config): with a one-shot file
+      source it is read once and matched by time; with a live source (``tcp://`` or
+      ``follow = true``) it is tailed as the receiver appends to it;
+    * ``tcp://HOST:PORT``: NMEA sentences streamed by the receiver (live sources only),
+      reconnecting with back-off (``reconnect_s`` doubling up to ``max_reconnect_s``).
+
+    Live GNSS is a time-indexed track of the last ``track_s`` seconds; each trace is
+    placed by interpolating it at the trace's UTC time plus ``trace_time_offset_s``.
+    Across a gap between fixes longer than ``max_gap_s`` the position is null, and
+    the message says why. A trace newer than the newest fix waits up to ``max_wait_s``
+    for the next one (positions are interpolated, never extrapolated); once a wait has
+    timed out, no trace waits again until a fix arrives. For files, fixes keyed by
+    trace number are trusted across at most ``max_gap_traces`` traces.
     """
 
     trace_spacing_m: float | None = Field(default=None, gt=0)
-    gnss: ConfigPath | None = None
+    gnss: Annotated[str, AfterValidator(_gnss_source)] | None = None
     min_fix_quality: int = Field(default=1, ge=0)
     max_gap_traces: int = Field(default=2000, ge=1)
+    max_gap_s: float = Field(default=2.0, gt=0)
+    max_wait_s: float = Field(default=2.0, ge=0)
+    track_s: float = Field(default=600.0, gt=0)
+    trace_time_offset_s: float = 0.0
+    reconnect_s: float = Field(default=1.0, gt=0)
+    max_reconnect_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def gnss_is_stream(self) -> bool:
+        return self.gnss is not None and self.gnss.startswith("tcp://")
 
 
 class DedupSection(Section):

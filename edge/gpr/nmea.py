@@ -23,6 +23,10 @@ from edge.gpr.traces import GpsFix
 
 log = logging.getLogger(__name__)
 
+#: Longest line taken as a sentence (NMEA 0183 allows 82 characters; some receivers
+#: write longer proprietary ones).
+MAX_SENTENCE = 256
+
 
 @dataclass(frozen=True)
 class NmeaFix:
@@ -65,16 +69,34 @@ def _time_of_day(text: str) -> float | None:
 
 def parse_sentence(line: str) -> NmeaFix | None:
     """One GGA or RMC sentence -> :class:`NmeaFix`; None for other, broken or empty ones."""
+    return read_sentence(line)[1]
+
+
+def read_sentence(line: str) -> tuple[str, NmeaFix | None]:
+    """Classify one line: ``("fix", fix)`` for a GGA/RMC with a position, else
+    ``("no_fix", None)`` (GGA/RMC without one), ``("other", None)`` (another sentence),
+    ``("bad_checksum", None)``, or ``("garbage", None)`` (not an NMEA sentence, or
+    fields that do not parse)."""
     line = line.strip()
-    if not line.startswith("$") or len(line) < 7 or not _checksum_ok(line):
-        return None
+    if (
+        not line.startswith("$")
+        or not 7 <= len(line) <= MAX_SENTENCE
+        or not (line.isascii() and line.isprintable())
+    ):
+        return "garbage", None
+    if not _checksum_ok(line):
+        return "bad_checksum", None
     fields = line.split("*")[0].split(",")
     kind = fields[0][3:6]
+    if kind not in ("GGA", "RMC"):
+        return "other", None
+    if len(fields) < 10:
+        return "garbage", None
     try:
-        if kind == "GGA" and len(fields) >= 10:
+        if kind == "GGA":
             if not fields[2] or not fields[4]:
-                return None
-            return NmeaFix(
+                return "no_fix", None
+            return "fix", NmeaFix(
                 kind="GGA",
                 lat=_angle(fields[2], fields[3], 2),
                 lon=_angle(fields[4], fields[5], 3),
@@ -82,25 +104,23 @@ def parse_sentence(line: str) -> NmeaFix | None:
                 quality=int(fields[6]) if fields[6] else 0,
                 seconds_of_day=_time_of_day(fields[1]),
             )
-        if kind == "RMC" and len(fields) >= 10:
-            if not fields[3] or not fields[5]:
-                return None
-            date = None
-            if len(fields[9]) == 6:
-                day, month, year = int(fields[9][:2]), int(fields[9][2:4]), int(fields[9][4:])
-                date = dt.date(2000 + year if year < 80 else 1900 + year, month, day)
-            return NmeaFix(
-                kind="RMC",
-                lat=_angle(fields[3], fields[4], 2),
-                lon=_angle(fields[5], fields[6], 3),
-                alt_m=float("nan"),
-                quality=1 if fields[2] == "A" else 0,
-                seconds_of_day=_time_of_day(fields[1]),
-                date=date,
-            )
+        if not fields[3] or not fields[5]:
+            return "no_fix", None
+        date = None
+        if len(fields[9]) == 6:
+            day, month, year = int(fields[9][:2]), int(fields[9][2:4]), int(fields[9][4:])
+            date = dt.date(2000 + year if year < 80 else 1900 + year, month, day)
+        return "fix", NmeaFix(
+            kind="RMC",
+            lat=_angle(fields[3], fields[4], 2),
+            lon=_angle(fields[5], fields[6], 3),
+            alt_m=float("nan"),
+            quality=1 if fields[2] == "A" else 0,
+            seconds_of_day=_time_of_day(fields[1]),
+            date=date,
+        )
     except ValueError:
-        return None
-    return None
+        return "garbage", None
 
 
 def epoch(date: dt.date | None, seconds_of_day: float | None) -> float | None:
