@@ -25,6 +25,10 @@ import numpy as np
 class CavityCandidate:
     """One localised detection in one window (units: m, ns, m/ns; traces 0-based per channel).
 
+    ``distance_m`` is the stream's own along-track measure (the source's distance or
+    the odometer), used to group and close candidates; ``reported_distance_m`` the
+    distance the message reports when it differs (the GNSS path length), with
+    ``distance_source``; ``position_note`` says why x/y/lon/lat are None.
     ``snippet`` is the window's processed data and ``box`` the box in it, (trace0,
     sample0, trace1, sample1), for the report image.
     """
@@ -47,6 +51,9 @@ class CavityCandidate:
     lon: float | None = None
     lat: float | None = None
     radius_m: float | None = None
+    reported_distance_m: float | None = None
+    distance_source: str = "odometer"
+    position_note: str | None = None
     snippet: np.ndarray | None = field(default=None, repr=False, compare=False)
     box: tuple[float, float, float, float] | None = None
     window_first_trace: int = 0

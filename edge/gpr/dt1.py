@@ -15,6 +15,7 @@ traces (fixed-size records); a missing or inconsistent HD raises InputError.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
@@ -26,7 +27,30 @@ from edge.gpr.traces import TraceBlock, read_key_values, sibling_file
 log = logging.getLogger(__name__)
 
 TRACE_HEADER_BYTES = 128
+#: Float index of the trace header's time of day (s past midnight; byte 92).
+TIME_OF_DAY = 23
 _UNITS_TO_M = {"m": 1.0, "metres": 1.0, "meters": 1.0, "ft": 0.3048, "feet": 0.3048, "cm": 0.01}
+
+
+def survey_date(hd_path: Path) -> dt.date | None:
+    """The survey date an HD file states on a line of its own (``YYYY-MM-DD``), else None."""
+    try:
+        text = hd_path.read_text(encoding="latin-1")
+    except OSError:
+        return None
+    for line in text.splitlines()[:5]:
+        try:
+            return dt.date.fromisoformat(line.strip())
+        except ValueError:
+            continue
+    return None
+
+
+def time_of_day_s(headers: np.ndarray) -> np.ndarray:
+    """Seconds past midnight of each trace, from ``(n, 128)`` uint8 trace headers (float 23,
+    taken as UTC); past a midnight within the block, the count goes on past 86400."""
+    tod = np.ascontiguousarray(headers).view("<f4")[:, TIME_OF_DAY].astype(float)
+    return tod + 86400.0 * np.cumsum(np.r_[0.0, np.diff(tod) < -43200.0])
 
 
 def read_hd(path: Path) -> dict[str, str]:

@@ -19,6 +19,7 @@ and what the framing skipped (``garbage_bytes``, ``resyncs``, ``truncated_traces
 
 from __future__ import annotations
 
+import calendar
 import logging
 import queue
 import socket
@@ -301,12 +302,15 @@ class _LineAssembler:
 
 @dataclass(frozen=True)
 class RecordLayout:
-    """A fixed-record file: data offset, bytes per trace, and how to decode records."""
+    """A fixed-record file: data offset, bytes per trace, how to decode records and,
+    where the format has them, the traces' UTC times (``times(records, first_index)``,
+    epoch s; None: the format keeps no trace times)."""
 
     offset: int
     record_bytes: int
     decode: Callable[[bytes], np.ndarray]
     template: TraceBlock
+    times: Callable[[bytes, int], np.ndarray] | None = None
 
 
 def record_layout(path: Path) -> RecordLayout:
@@ -327,11 +331,20 @@ def record_layout(path: Path) -> RecordLayout:
             source=str(path),
             header=dzt.header_dict(h),
         )
+        times = None
+        if h.created is not None and h.scans_per_s > 0:
+            t0, rate = h.created.timestamp(), h.scans_per_s
+            n_rec = h.scan_bytes
+
+            def times(b: bytes, first: int) -> np.ndarray:
+                return t0 + (first + np.arange(len(b) // n_rec)) / rate
+
         return RecordLayout(
             h.data_offset,
             h.scan_bytes,
             lambda b: dzt.decode_scans(np.frombuffer(b, dtype), h)[0],
             template,
+            times,
         )
     if suffix in (".rd3", ".rd7"):
         rad = sibling_file(path, ".rad")
@@ -366,7 +379,16 @@ def record_layout(path: Path) -> RecordLayout:
             r = np.frombuffer(b, np.uint8).reshape(-1, rec)[:, dt1.TRACE_HEADER_BYTES :]
             return r.copy().view("<i2").T[None].astype(np.float32)
 
-        return RecordLayout(0, rec, decode, template)
+        day = dt1.survey_date(hd_path)
+        if day is None:
+            return RecordLayout(0, rec, decode, template)
+        midnight = calendar.timegm(day.timetuple())
+
+        def times(b: bytes, first: int) -> np.ndarray:
+            heads = np.frombuffer(b, np.uint8).reshape(-1, rec)[:, : dt1.TRACE_HEADER_BYTES]
+            return midnight + dt1.time_of_day_s(heads)
+
+        return RecordLayout(0, rec, decode, template, times)
     raise InputError(
         f"{path}: cannot follow a growing {suffix or 'extension-less'} file "
         "(expected .dzt, .dt1, .rd3 or .rd7)"
@@ -378,7 +400,10 @@ class FileTailSource:
 
     Waits (polling every ``poll_s``) for the header, then for whole records; a
     partial record at the end is left until it is complete. The file ends when it
-    has not grown for ``idle_s`` seconds (None: follow until stop).
+    has not grown for ``idle_s`` seconds (None: follow until stop). Trace times are
+    the format's own (DZT: header creation time + scan / scans per second; DT1: each
+    trace header's time of day on the HD's date), else None and one log line says
+    that only the trace spacing places the traces.
     """
 
     def __init__(
@@ -395,6 +420,12 @@ class FileTailSource:
                 stop.wait(self.poll_s)
         if layout is None:
             return
+        if layout.times is None:
+            log.info(
+                "%s: the format keeps no trace times here; only the trace spacing places "
+                "the traces (no GNSS matching)",
+                self.path,
+            )
         out.stats.connected = True
         done, last_growth = 0, time.monotonic()
         with self.path.open("rb") as f:
@@ -404,13 +435,14 @@ class FileTailSource:
                 if whole > done:
                     n = min(whole - done, self.chunk)
                     f.seek(layout.offset + done * layout.record_bytes)
-                    samples = layout.decode(f.read(n * layout.record_bytes))
+                    records = f.read(n * layout.record_bytes)
+                    samples = layout.decode(records)
                     block = TraceBlock(
                         samples=samples,
                         dt_ns=layout.template.dt_ns,
                         time_zero_sample=layout.template.time_zero_sample,
                         first_trace=done,
-                        trace_times=np.full(n, time.time()),
+                        trace_times=None if layout.times is None else layout.times(records, done),
                         trace_spacing_m=layout.template.trace_spacing_m,
                         antenna_mhz=layout.template.antenna_mhz,
                         bits=layout.template.bits,

@@ -21,7 +21,7 @@ from edge.config.gpr import GprSection
 from edge.errors import ConfigError, InputError
 from edge.gpr.bscan import BscanWindow, BscanWindower, box_to_profile
 from edge.gpr.dedup import Cavity, CavityCandidate, Deduplicator
-from edge.gpr.positioning import TrackPositioner, read_nmea_log
+from edge.gpr.positioning import LivePositioner, TrackPositioner, read_nmea_log
 from edge.gpr.processing import ProcessingChain, TraceGeometry
 from edge.gpr.readers import read_gpr
 from edge.gpr.report import cavity_id, cavity_message, write_snippet
@@ -44,10 +44,18 @@ def build_detector(gpr: GprSection):
 
 
 def build_positioner(gpr: GprSection, crs: str, block: TraceBlock) -> TrackPositioner:
-    """Positioning for a stream or file whose first block (with its header facts) is ``block``."""
+    """Positioning for a file (or a stream without live GNSS) whose first block is ``block``.
+
+    An NMEA log in ``gpr.positioning.gnss`` is read whole; a ``tcp://`` GNSS stream is
+    for live sources only (:class:`~edge.gpr.positioning.LivePositioner`) and is not
+    used here.
+    """
     fixes = list(block.gps)
-    if gpr.positioning.gnss is not None:
-        fixes += read_nmea_log(gpr.positioning.gnss)
+    gnss = gpr.positioning.gnss
+    if gnss is not None and gpr.positioning.gnss_is_stream:
+        log.info("%s: GNSS stream %s is for live sources; not used", block.source, gnss)
+    elif gnss is not None:
+        fixes += read_nmea_log(Path(gnss))
     return TrackPositioner(
         crs,
         fixes,
@@ -68,7 +76,7 @@ class CavityPipeline:
         first: TraceBlock,
         detector: Any,
         snippet_dir: Path | None = None,
-        positioner: TrackPositioner | None = None,
+        positioner: TrackPositioner | LivePositioner | None = None,
     ) -> None:
         if config.gpr is None:
             raise ConfigError("no [gpr] section in the config")
@@ -130,6 +138,7 @@ class CavityPipeline:
                 f"{block.source}: trace geometry changed mid-stream "
                 f"({block.n_samples} samples x {block.dt_ns} ns)"
             )
+        self.positioner.observe(block)
         t0 = time.perf_counter()
         processed = self.chain.process(block.samples[self.channels])
         self.timing["processing_s"] += time.perf_counter() - t0
@@ -145,12 +154,14 @@ class CavityPipeline:
         return self._report(self.dedup.flush())
 
     def stats(self) -> dict[str, Any]:
+        live = self.positioner.stats() if isinstance(self.positioner, LivePositioner) else {}
         return {
             "traces": self.traces_in,
             "windows": self.windows_run,
             "detections": self.detections,
             "velocity_fallbacks": self.fits_fallback,
             **{k: round(v, 3) for k, v in self.timing.items()},
+            **live,
         }
 
     def _detect(self, windows: list[BscanWindow]) -> list[CavityCandidate]:
@@ -191,6 +202,7 @@ class CavityPipeline:
             self.fits_fallback += 1
         apex = window.first_trace + fit.apex_trace
         where = self.positioner.locate(apex)
+        distance = float(self.positioner.distance_m(np.array([apex]))[0])
         d0, d1 = self.positioner.distance_m(np.array([box.trace0, box.trace1]))
         radius = getattr(fit, "radius_m", None)
         return CavityCandidate(
@@ -198,7 +210,7 @@ class CavityPipeline:
             confidence=float(det.score),
             channel=window.channel,
             apex_trace=float(apex),
-            distance_m=where.distance_m,
+            distance_m=distance,
             depth_top_m=float(fit.depth_m),
             width_m=float(abs(d1 - d0)),
             height_m=None if radius is None else 2.0 * float(radius),
@@ -212,6 +224,9 @@ class CavityPipeline:
             lon=where.lon,
             lat=where.lat,
             radius_m=None if radius is None else float(radius),
+            reported_distance_m=where.distance_m,
+            distance_source=where.distance_source,
+            position_note=where.reason,
             snippet=window.data,
             box=(det.trace0, det.sample0, det.trace1, det.sample1),
             window_first_trace=window.first_trace,

@@ -5,7 +5,10 @@ the file or stream), ``distance_m`` the apex's along-track distance from the fir
 trace, ``depth_top_m`` the depth of the reflector top below time zero (``v t0 /
 2``), ``width_m`` the along-track extent of the detection box, ``height_m`` the
 vertical size where the hyperbola fit constrains a radius (else null);
-``position``/``lon``/``lat`` are null without GNSS. ``channels`` and
+``position``/``lon``/``lat`` are null without GNSS, and ``position_note`` then
+says why (no GNSS, a gap longer than allowed, no fix after the trace);
+``distance_source`` says where ``distance_m`` came from (``file``, ``gnss`` path
+length, ``odometer``). ``channels`` and
 ``trace_range`` give the de-duplicated extent; ``channel`` is the channel of the
 most confident detection. A stream's messages also carry ``line_start``, the UTC
 time of the line's first trace (from its frame), which is part of their ids.
@@ -63,7 +66,10 @@ def cavity_message(
         channel=b.channel,
         channels=cavity.channels,
         trace=round(b.apex_trace),
-        distance_m=round(b.distance_m, 3),
+        distance_m=round(
+            b.distance_m if b.reported_distance_m is None else b.reported_distance_m, 3
+        ),
+        distance_source=b.distance_source,
         depth_top_m=round(b.depth_top_m, 3),
         width_m=round(cavity.width_m, 3),
         height_m=None if cavity.height_m is None else round(cavity.height_m, 3),
@@ -74,6 +80,7 @@ def cavity_message(
         position=position,
         lon=b.lon,
         lat=b.lat,
+        position_note=b.position_note,
         source=source,
         trace_range=list(cavity.trace_range),
         time_range_ns=[round(b.time_range_ns[0], 3), round(b.time_range_ns[1], 3)],

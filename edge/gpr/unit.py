@@ -6,6 +6,12 @@ returns and the daemon stops) or, with ``follow = true``, tailed while the GPR
 unit writes it. A source thread fills a bounded queue; :meth:`GprUnit.run`
 processes it. One connection or one file is one line: at its end the pipeline is
 flushed (every open cavity reported) and the next line starts afresh.
+
+Live GNSS (``[gpr.positioning] gnss`` with a live source: ``tcp://`` or ``follow``):
+a second thread reads the receiver's NMEA (a tailed log or ``tcp://HOST:PORT``)
+into a time-indexed track that outlives lines; every line positions its traces
+by their UTC times in it (:class:`~edge.gpr.positioning.LivePositioner`).
+``stats()`` carries the GNSS input's counters under ``gnss``.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from typing import Any
 
 from edge.config import StationConfig
 from edge.errors import ConfigError, InputError
+from edge.gpr.gnss import GnssInput
 from edge.gpr.live import END, FileTailSource, TcpTraceSource, TraceQueue
 from edge.gpr.pipeline import CavityPipeline, build_detector
+from edge.gpr.positioning import LivePositioner
 from edge.gpr.readers import read_gpr
+from edge.gpr.traces import TraceBlock
 from edge.messages import utc_iso
 
 log = logging.getLogger(__name__)
@@ -67,13 +76,23 @@ class GprUnit:
                     raise ConfigError(f"gpr.source: file not found: {path}")
                 self.source = _WholeFileSource(path, self.gpr.live.chunk_traces)
                 self.one_shot = True
+        self.gnss: GnssInput | None = None
+        if self.gpr.positioning.gnss is not None and not self.one_shot:
+            self.gnss = GnssInput(
+                self.gpr.positioning.gnss,
+                config.station.crs,
+                self.gpr.positioning,
+                self.gpr.live.poll_s,
+            )
         self.snippet_dir = self.gpr.snippets
         self.pipeline: CavityPipeline | None = None
+        self.last_line: dict[str, Any] | None = None
         self.cavities = 0
         self.lines = 0
         self.last_cavity: float | None = None
 
     def run(self, stop: threading.Event) -> None:
+        gnss = None if self.gnss is None else self.gnss.start(stop)
         thread = threading.Thread(target=self._source, args=(stop,), name="gpr-source", daemon=True)
         thread.start()
         while not stop.is_set():
@@ -88,11 +107,15 @@ class GprUnit:
                     break
                 continue
             if self.pipeline is None:
-                self.pipeline = CavityPipeline(self.config, item, self.detector, self.snippet_dir)
+                self.pipeline = CavityPipeline(
+                    self.config, item, self.detector, self.snippet_dir, self._live_positioner(item)
+                )
             self._send(self.pipeline.feed(item))
             self.queue.done(item)
         self._end_line()
         thread.join(timeout=2.0)
+        if gnss is not None:
+            gnss.join(timeout=2.0)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -104,7 +127,27 @@ class GprUnit:
         }
         if self.pipeline is not None:
             out["pipeline"] = self.pipeline.stats()
+        if self.last_line is not None:
+            out["last_line"] = self.last_line
+        if self.gnss is not None:
+            out["gnss"] = {"source": self.gnss.source, **self.gnss.stats.as_dict()}
         return out
+
+    def _live_positioner(self, first: TraceBlock) -> LivePositioner | None:
+        """A line's positioner on the live GNSS track; None without live GNSS or a spacing
+        (the pipeline then says what is missing)."""
+        spacing = first.trace_spacing_m or self.gpr.positioning.trace_spacing_m
+        if self.gnss is None or spacing is None:
+            return None
+        if first.trace_times is None:
+            log.warning("%s: no trace times; GNSS cannot place this line", first.source)
+        pos = self.gpr.positioning
+        return LivePositioner(
+            self.gnss.track,
+            spacing,
+            time_offset_s=pos.trace_time_offset_s,
+            max_wait_s=pos.max_wait_s,
+        )
 
     def _source(self, stop: threading.Event) -> None:
         try:
@@ -118,8 +161,9 @@ class GprUnit:
         if self.pipeline is None:
             return
         self._send(self.pipeline.flush())
+        self.last_line = self.pipeline.stats()
         self.lines += 1
-        log.info("line %d done: %s", self.lines, self.pipeline.stats())
+        log.info("line %d done: %s", self.lines, self.last_line)
         self.pipeline = None
 
     def _send(self, messages: list[dict[str, Any]]) -> None:
