@@ -154,6 +154,7 @@ class Daemon:
         self._site_thread: threading.Thread | None = None
         self._exit_code = 0
         self._stalled: str | None = None
+        self._stalled_kind: str | None = None
 
     # -- what sites and inputs call -----------------------------------------------------
 
@@ -308,26 +309,36 @@ class Daemon:
             log.debug("cannot write %s (%s)", self.status_file, exc.strerror)
 
     def _check_progress(self, limit_s: float) -> None:
-        """Set ``_stalled`` to why the pipeline is stuck (None when it progresses)."""
+        """Set ``_stalled`` to why the pipeline is stuck (None when it progresses).
+
+        Stuck: the site's ``progress()`` is older than ``limit_s``, or, with the
+        broker up, the oldest queued message has waited longer than ``limit_s`` and
+        nothing was acknowledged within it. Logged once when it starts and ends.
+        """
         now = time.monotonic()
-        stalled = None
+        stalled, kind = None, None
         progress = getattr(self._site, "progress", None)
         alive = self._site_thread is not None and self._site_thread.is_alive()
+        waited = self.outbox.oldest_age_s() or 0.0
         if alive and progress is not None and now - progress() > limit_s:
-            idle = now - progress()
-            stalled = f"the {self.config.station.kind} pipeline made no progress for {idle:.0f} s"
+            kind = "site"
+            stalled = (
+                f"the {self.config.station.kind} pipeline made no progress "
+                f"for {now - progress():.0f} s"
+            )
         elif (
             self.publisher.connected
-            and self.outbox.depth() > 0
+            and waited > limit_s
             and now - self.publisher.last_progress > limit_s
         ):
-            stalled = f"the outbox has not drained for {now - self.publisher.last_progress:.0f} s"
-        if stalled != self._stalled:
+            kind = "outbox"
+            stalled = f"the outbox has not drained for {waited:.0f} s"
+        if kind != self._stalled_kind:
             if stalled is not None:
                 log.error("%s: watchdog pings stop (systemd restarts a stalled service)", stalled)
             else:
                 log.info("the pipeline makes progress again")
-        self._stalled = stalled
+        self._stalled, self._stalled_kind = stalled, kind
 
     def _status_line(self) -> str:
         """One line for ``systemctl status`` and ``geoedge status``."""
