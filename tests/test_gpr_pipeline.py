@@ -148,3 +148,24 @@ def test_replay_over_tcp_into_the_daemon_publishes_cavities(
     finally:
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()[-2000:]
+
+
+@pytest.mark.parametrize("name", ["gprpy/FILE____032.DZT", "impdar/test_gssi.DZT"])
+def test_planar_reflectors_in_real_files_are_not_reported(name):
+    """The shipped detector boxes a kinked dipping reflector in FILE____032 and flat layering
+    in test_gssi (one box each at threshold 0.5); neither is a diffraction: a straight line
+    fits their picks as well as the hyperbola (ratios 1.2 and 1.1), so no cavity is reported."""
+    from edge.config import StationConfig
+    from edge.gpr.pipeline import CavityPipeline, build_detector
+    from edge.gpr.readers import read_gpr
+
+    cfg = StationConfig.model_validate(
+        {
+            "station": {"id": "real", "kind": "gpr", "crs": "EPSG:5186"},
+            "gpr": {"source": name, "antenna_mhz": 400.0},
+        }
+    )
+    block = read_gpr(ROOT / ".." / "shared" / "data" / "gpr" / name)
+    pipe = CavityPipeline(cfg, block, build_detector(cfg.gpr))
+    assert pipe.feed(block) + pipe.flush() == []
+    assert pipe.stats()["not_diffractions"] >= 1

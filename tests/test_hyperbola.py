@@ -12,7 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.gpr.hyperbola import VELOCITY_RANGE, fit_box, fit_linear, travel_time
+from edge.gpr.hyperbola import (
+    MIN_LINE_RATIO,
+    VELOCITY_RANGE,
+    fit_box,
+    fit_linear,
+    not_a_diffraction,
+    travel_time,
+)
 from export.detection_data import process_scan
 from export.synth_bscan import C_AIR, cylinder_scene
 
@@ -108,3 +115,34 @@ def test_flat_layer_falls_back_to_the_configured_velocity():
     assert not VELOCITY_RANGE[0] <= 1e9 <= VELOCITY_RANGE[1]  # the bound the reason names
     assert fit.t0_ns == pytest.approx(15.0, abs=0.5)
     assert fit.depth_m == pytest.approx(0.12 * fit.t0_ns / 2)
+
+
+def _layer(rows_at: np.ndarray, n_rows: int = 400) -> np.ndarray:
+    """A planar reflector: a Ricker-like wavelet 3 samples wide along ``rows_at`` per trace."""
+    rows = np.arange(n_rows)[:, None]
+    lag = rows - rows_at[None, :]
+    return (np.exp(-((lag / 3.0) ** 2)) * np.cos(2 * np.pi * lag / 12.0)).astype(np.float32)
+
+
+@pytest.mark.parametrize("dip_samples_per_trace", [0.0, 0.3, -0.6])
+def test_planar_reflector_is_not_a_diffraction(dip_samples_per_trace):
+    # A flat or dipping layer boxed by the detector (as in the real files FILE____032 and
+    # test_gssi): a straight line explains the picks as well as any hyperbola, so the box is
+    # dropped, and the reason says so.
+    cols = np.arange(200)
+    data = _layer(150.0 + dip_samples_per_trace * (cols - 100))
+    fit = fit_box(data, (40.0, 100.0, 160.0, 200.0), 0.1, 0.05, 0.1)
+    assert fit.line_ratio < MIN_LINE_RATIO
+    assert "straight line" in not_a_diffraction(fit)
+
+
+@pytest.mark.parametrize(
+    ("eps_r", "cls", "depth", "radius"), [(9.0, "pipe", 0.8, 0.1), (6.25, "cavity", 0.5, 0.2)]
+)
+def test_cylinder_hyperbola_is_a_diffraction(eps_r, cls, depth, radius):
+    # The gprMax-style targets: their hyperbola fits the picks many times better than a line
+    # (ratio 7 to 500 on the synthetic scenes), so they are kept.
+    scan = cylinder_scene(eps_r, [(cls, 6.413, depth, radius)], dx_m=0.05, seed=3)
+    fit = fit_box(process_scan(scan), truth_box(scan, scan.truths[0]), scan.dt_ns, scan.dx_m, 0.1)
+    assert fit.line_ratio > 3 * MIN_LINE_RATIO
+    assert not_a_diffraction(fit) is None

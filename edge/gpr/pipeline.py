@@ -129,6 +129,7 @@ class CavityPipeline:
         self.windows_run = 0
         self.detections = 0
         self.fits_fallback = 0
+        self.not_diffractions = 0
         self.timing = {"processing_s": 0.0, "detector_s": 0.0, "localisation_s": 0.0}
 
     def feed(self, block: TraceBlock) -> list[dict[str, Any]]:
@@ -160,6 +161,7 @@ class CavityPipeline:
             "windows": self.windows_run,
             "detections": self.detections,
             "velocity_fallbacks": self.fits_fallback,
+            "not_diffractions": self.not_diffractions,
             **{k: round(v, 3) for k, v in self.timing.items()},
             **live,
         }
@@ -184,8 +186,9 @@ class CavityPipeline:
         return out
 
     def _localise(self, window: BscanWindow, det: Any) -> CavityCandidate | None:
-        """Hyperbola fit inside the box, then along-track position; None for empty boxes."""
-        from edge.gpr.hyperbola import fit_box
+        """Hyperbola fit inside the box, then along-track position; None for empty boxes
+        and for boxes whose picks are no diffraction (a planar reflector)."""
+        from edge.gpr.hyperbola import fit_box, not_a_diffraction
 
         if det.trace1 - det.trace0 < 2 or det.sample1 - det.sample0 < 2:
             return None
@@ -198,6 +201,11 @@ class CavityPipeline:
             self.spacing_m,
             self.gpr.velocity_m_per_ns,
         )
+        why_not = not_a_diffraction(fit)
+        if why_not is not None:
+            self.not_diffractions += 1
+            log.debug("%s: box at trace %d dropped: %s", self.source, box.trace0, why_not)
+            return None
         if fit.velocity_source != "fit":
             self.fits_fallback += 1
         apex = window.first_trace + fit.apex_trace
