@@ -7,9 +7,12 @@ SQLite file in the same directory, in the same run:
   one INSERT + COMMIT per message (the same durability the outbox promises:
   each message is on disk when the call returns);
 - outbox: :meth:`Outbox.put` per message, then :meth:`Outbox.ack` of what a
-  publisher would have in flight, in batches of ``--batch`` (``mqtt.max_inflight``).
+  publisher would have in flight, in batches of ``--batch`` (``mqtt.max_inflight``);
+- keyed outbox: the same with an idempotency key per message (what the daemon does
+  for results: the put checks the queued and delivered keys, the ack records the
+  delivered key).
 
-Prints messages/s of each and the ratio outbox / baseline (1.0 = no overhead).
+Prints messages/s of each and the ratios to the baseline (1.0 = no overhead).
 
     python3 bench/outbox.py [--messages N] [--batch B] [--dir DIR]
 """
@@ -57,13 +60,13 @@ def plain_inserts(path: Path, payloads: list[bytes]) -> float:
     return elapsed
 
 
-def outbox_put_ack(path: Path, payloads: list[bytes], batch: int) -> float:
+def outbox_put_ack(path: Path, payloads: list[bytes], batch: int, keyed: bool = False) -> float:
     """Seconds to put every message and ack them in batches of ``batch``, in order."""
     box = Outbox(path)
     start = time.perf_counter()
     last = 0
-    for body in payloads:
-        box.put(TOPIC, body)
+    for n, body in enumerate(payloads):
+        box.put(TOPIC, body, key=f"{TOPIC}|{n:016x}" if keyed else None)
         if box.depth() >= batch:
             sent = box.pending(after_id=last, limit=batch)
             last = sent[-1].id
@@ -85,12 +88,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         base = plain_inserts(Path(tmp) / "plain.sqlite", payloads)
         box = outbox_put_ack(Path(tmp) / "outbox.sqlite", payloads, args.batch)
+        keyed = outbox_put_ack(Path(tmp) / "keyed.sqlite", payloads, args.batch, keyed=True)
         where = args.dir or Path(tmp).parent
     n = args.messages
     print(f"{n} messages of {len(payloads[0])} bytes in {where}")
     print(f"plain SQLite insert (WAL, synchronous=FULL): {n / base:9.0f} msg/s")
     print(f"outbox put + ack (batches of {args.batch}):        {n / box:9.0f} msg/s")
+    print(f"outbox put + ack with idempotency keys:      {n / keyed:9.0f} msg/s")
     print(f"ratio outbox / plain insert: {base / box:.2f}")
+    print(f"ratio keyed outbox / plain insert: {base / keyed:.2f}")
 
 
 if __name__ == "__main__":
