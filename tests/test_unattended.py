@@ -331,3 +331,35 @@ def test_a_stats_command_is_answered_and_bad_commands_are_counted(tmp_path, mosq
     snapshots = sub.wait_count(3, 10)
     assert len(snapshots) == 3
     assert snapshots[-1].json()["inputs_rejected"] == {"geoedge/wd-01/cmd": 3}
+
+
+def _gpr_unit(tmp_path: Path, min_free_bytes: int):
+    from edge.gpr.unit import GprUnit
+
+    sample = Path(__file__).resolve().parents[1] / "edge" / "samples" / "gpr"
+    text = (
+        (sample / "station.toml")
+        .read_text()
+        .replace(
+            'source = "line01.DZT"', f'source = "{sample / "line01.DZT"}"\nsnippets = "snippets"'
+        )
+    )
+    path = tmp_path / "gpr.toml"
+    path.write_text(text + f"\n[storage]\nmin_free_bytes = {min_free_bytes}\n")
+    sent: list[dict] = []
+    return GprUnit(load_config(path), lambda kind, message: sent.append(message)), sent
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_gpr_snippets_are_skipped_on_a_full_disk_and_the_cavities_still_reported(tmp_path, full):
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    unit, sent = _gpr_unit(tmp_path, 4 * free if full else 0)
+    unit.run(threading.Event())  # the sample file, read once
+    assert len(sent) >= 3, "the cavities and pipes of the sample line"
+    snippets = [m["snippet"] for m in sent]
+    if full:
+        assert snippets == [None] * len(sent) and unit.stats()["disk_full"]
+        assert not (tmp_path / "snippets").exists()
+    else:
+        assert all(Path(s).is_file() for s in snippets) and not unit.stats()["disk_full"]
+    assert time.monotonic() - unit.progress() < 60

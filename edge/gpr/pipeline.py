@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.config import StationConfig
 from edge.config.gpr import GprSection
+from edge.disk_space import NO_SPACE, DiskSpace
 from edge.errors import ConfigError, InputError
 from edge.gpr.bscan import BscanWindow, BscanWindower, box_to_profile
 from edge.gpr.dedup import Cavity, CavityCandidate, Deduplicator
@@ -77,6 +78,7 @@ class CavityPipeline:
         detector: Any,
         snippet_dir: Path | None = None,
         positioner: TrackPositioner | LivePositioner | None = None,
+        disk: DiskSpace | None = None,
     ) -> None:
         if config.gpr is None:
             raise ConfigError("no [gpr] section in the config")
@@ -89,6 +91,7 @@ class CavityPipeline:
             self.line_start = float(first.trace_times[0])
         self.detector = detector
         self.snippet_dir = snippet_dir
+        self.disk = disk
         self.channels = gpr.channels or list(range(first.n_channels))
         bad = [c for c in self.channels if c >= first.n_channels]
         if bad:
@@ -185,6 +188,20 @@ class CavityPipeline:
             self.timing["localisation_s"] += time.perf_counter() - t0
         return out
 
+    def _snippet(self, cavity: Cavity, ident: str) -> str | None:
+        """Write the snippet unless the disk is out of space (then the message has none)."""
+        assert self.snippet_dir is not None
+        if self.disk is not None and not self.disk.allows(self.snippet_dir):
+            return None
+        try:
+            return write_snippet(cavity, self.snippet_dir, ident)
+        except OSError as exc:
+            if exc.errno in NO_SPACE and self.disk is not None:
+                self.disk.mark_full(self.snippet_dir)
+            else:
+                log.warning("snippet %s not written (%s)", ident, exc.strerror or exc)
+            return None
+
     def _localise(self, window: BscanWindow, det: Any) -> CavityCandidate | None:
         """Hyperbola fit inside the box, then along-track position; None for empty boxes
         and for boxes whose picks are no diffraction (a planar reflector)."""
@@ -249,7 +266,7 @@ class CavityPipeline:
                 ident = cavity_id(
                     self.station, self.source, b.channel, b.apex_trace, self.line_start
                 )
-                snippet = write_snippet(cav, self.snippet_dir, ident)
+                snippet = self._snippet(cav, ident)
             out.append(
                 cavity_message(
                     cav,

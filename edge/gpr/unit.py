@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import StationConfig
+from edge.disk_space import DiskSpace
 from edge.errors import ConfigError, InputError
 from edge.gpr.gnss import GnssInput
 from edge.gpr.live import END, FileTailSource, TcpTraceSource, TraceQueue
@@ -85,6 +86,8 @@ class GprUnit:
                 self.gpr.live.poll_s,
             )
         self.snippet_dir = self.gpr.snippets
+        self.disk = DiskSpace(config.storage.min_free_bytes)
+        self._progress = time.monotonic()
         self.pipeline: CavityPipeline | None = None
         self.last_line: dict[str, Any] | None = None
         self.cavities = 0
@@ -96,6 +99,7 @@ class GprUnit:
         thread = threading.Thread(target=self._source, args=(stop,), name="gpr-source", daemon=True)
         thread.start()
         while not stop.is_set():
+            self._progress = time.monotonic()
             item = self.queue.get(timeout=0.2)
             if item is None:
                 if self.one_shot and not thread.is_alive() and self.queue.queue.empty():
@@ -108,7 +112,12 @@ class GprUnit:
                 continue
             if self.pipeline is None:
                 self.pipeline = CavityPipeline(
-                    self.config, item, self.detector, self.snippet_dir, self._live_positioner(item)
+                    self.config,
+                    item,
+                    self.detector,
+                    self.snippet_dir,
+                    self._live_positioner(item),
+                    self.disk,
                 )
             self._send(self.pipeline.feed(item))
             self.queue.done(item)
@@ -117,13 +126,20 @@ class GprUnit:
         if gnss is not None:
             gnss.join(timeout=2.0)
 
+    def progress(self) -> float:
+        """``time.monotonic()`` of the last turn of the processing loop (it turns every
+        0.2 s while waiting for traces): the daemon's watchdog pings while it moves."""
+        return self._progress
+
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "source": self.gpr.source,
             "lines": self.lines,
+            "collections": self.lines,
             "cavities": self.cavities,
             "last_collection": None if self.last_cavity is None else utc_iso(self.last_cavity),
             **self.queue.stats.as_dict(),
+            **self.disk.stats(),
         }
         if self.pipeline is not None:
             out["pipeline"] = self.pipeline.stats()
