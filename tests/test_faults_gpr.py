@@ -111,7 +111,9 @@ def _dirty_stream(port: int, rng: np.random.Generator) -> threading.Thread:
         listener.close()
         with conn:
             for i in range(block.n_traces):
-                frame = encode_frame(0, i, block.samples[0, :, i], block.dt_ns, LINE_START + i / 100)
+                frame = encode_frame(
+                    0, i, block.samples[0, :, i], block.dt_ns, LINE_START + i / 100
+                )
                 if i == 500:
                     conn.sendall(frame[: len(frame) // 2])  # a trace cut short...
                     frame = encode_frame(0, i, block.samples[0, :, i], block.dt_ns, LINE_START + 5)
