@@ -233,8 +233,9 @@ def make_ca(workdir: Path, cn: str = "geoedge test CA"):
 def make_server_cert(
     workdir: Path, ca, names=("localhost", "127.0.0.1"), stem: str = "server"
 ) -> tuple[Path, Path]:
-    """A server certificate for ``names`` (DNS names or IPs) signed by ``ca`` (from
-    :func:`make_ca`); returns (certificate PEM, key PEM) in ``workdir``."""
+    """A leaf certificate (a server's, or a client's) for ``names`` (DNS names or IPs)
+    signed by ``ca`` (from :func:`make_ca`); returns (certificate PEM, key PEM) in
+    ``workdir``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -260,3 +260,45 @@ def test_input_topics_are_delivered_as_json_and_resubscribed_after_an_outage(
         time.sleep(0.02)
     assert received[-1] == ("tide/chuam", {"level_m": -0.1})
     publisher.stop()
+
+
+def test_a_secret_file_open_to_other_users_is_refused_with_one_line(password_broker, tmp_path):
+    from edge.errors import ConfigError
+
+    loose = tmp_path / "loose.password"
+    loose.write_text(password_broker.password + "\n")
+    loose.chmod(0o644)
+    cfg = password_broker.mqtt_section(password_file=str(loose))
+    with pytest.raises(ConfigError, match=r"open to other users \(mode 0644\).*chmod 600"):
+        Publisher(cfg, STATION, Outbox(tmp_path / "o.sqlite"))
+    loose.chmod(0o640)  # group-readable (the geoedge group) is allowed
+    Publisher(cfg, STATION, Outbox(tmp_path / "o2.sqlite"))
+
+
+def test_client_certificates_are_required_by_such_a_broker_and_sent(tmp_path, mqtt_subscriber):
+    from tests.conftest import Broker, make_ca, make_server_cert
+
+    ca = make_ca(tmp_path)
+    cert, key = make_server_cert(tmp_path, ca)
+    client_cert, client_key = make_server_cert(tmp_path, ca, names=("st-01",), stem="client")
+    client_key.chmod(0o600)
+    conf = (
+        f"allow_anonymous true\ncafile {ca[2]}\ncertfile {cert}\nkeyfile {key}\n"
+        "require_certificate true\n"
+    )
+    broker = Broker(workdir=tmp_path, listener_conf=conf, ca_file=ca[2])
+    broker.start()
+    try:
+        tls = {"ca_file": str(ca[2]), "cert_file": str(client_cert), "key_file": str(client_key)}
+        with_cert = Publisher(broker.mqtt_section(tls=tls), STATION, Outbox(tmp_path / "a.sqlite"))
+        without = Publisher(
+            broker.mqtt_section(tls={"ca_file": str(ca[2])}), "other", Outbox(tmp_path / "b.sqlite")
+        )
+        with_cert.start()
+        without.start()
+        assert with_cert.wait_connected(10), "the station with its certificate is let in"
+        assert not without.wait_connected(2), "a client without a certificate is refused"
+        with_cert.stop(grace_s=1)
+        without.stop(grace_s=0)
+    finally:
+        broker.stop()
