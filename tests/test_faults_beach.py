@@ -59,6 +59,24 @@ def _assert_each_result_once(by_id: dict, kinds=RESULT_KINDS) -> None:
     assert set(kinds) <= got, f"result kinds received: {sorted(got)}"
 
 
+def _drain_stop_and_check(daemon: DaemonProcess, sub) -> dict:
+    """Wait for the outbox to drain, SIGTERM the daemon, wait for every collection's
+    products message, check each result id arrived once; the results by id."""
+    daemon.wait_stats(
+        lambda s: s["broker_connected"] and s["queue_depth"] <= 1, 60, "the outbox drained"
+    )
+    assert daemon.terminate() == 0
+    done = _collections(daemon.stats())
+    sub.wait_for(
+        lambda msgs: sum(1 for m in msgs if m.topic.endswith("/products")) >= done,
+        30,
+        f"{done} products messages",
+    )
+    by_id = results(sub.messages)
+    _assert_each_result_once(by_id)
+    return by_id
+
+
 def test_broker_down_and_back_the_daemon_keeps_computing_and_everything_arrives_once(
     tmp_path, camera, daemons, restartable_broker, mqtt_subscriber
 ):
@@ -75,24 +93,11 @@ def test_broker_down_and_back_the_daemon_keeps_computing_and_everything_arrives_
     assert len(daemon.log_lines("cannot connect to MQTT broker")) == 1, daemon.log_tail()
 
     restartable_broker.start()
-    daemon.wait_stats(
-        lambda s: s["broker_connected"] and s["queue_depth"] <= 1, 60, "the outbox drained"
-    )
-    assert daemon.terminate() == 0
+    by_id = _drain_stop_and_check(daemon, sub)
+    kinds = [p[0]["schema"].split(".")[1].split("/")[0] for p in by_id.values()]
     done = _collections(daemon.stats())
-    by_kind: dict[str, int] = {}
-    sub.wait_for(
-        lambda msgs: sum(1 for m in msgs if m.topic.endswith("/products")) >= done,
-        30,
-        f"{done} products messages",
-    )
-    by_id = results(sub.messages)
-    for payloads in by_id.values():
-        kind = payloads[0]["schema"].split(".")[1].split("/")[0]
-        by_kind[kind] = by_kind.get(kind, 0) + 1
-    assert by_kind["products"] == done, (by_kind, done)
-    assert by_kind["waterline"] >= done - 1, by_kind  # the last one may be interrupted
-    _assert_each_result_once(by_id)
+    assert kinds.count("products") == done, (kinds, done)
+    assert kinds.count("waterline") >= done - 1, kinds  # the last one may be interrupted
 
 
 def _passwd(path, users: dict[str, str]) -> None:
@@ -139,17 +144,7 @@ def test_a_wrong_password_is_one_line_and_everything_arrives_once_the_broker_is_
 
         _passwd(passwd, {"control": "control-pw", "station": "new-password"})
         broker.restart()
-        daemon.wait_stats(
-            lambda s: s["broker_connected"] and s["queue_depth"] <= 1, 60, "the outbox drained"
-        )
-        assert daemon.terminate() == 0
-        done = _collections(daemon.stats())
-        sub.wait_for(
-            lambda msgs: sum(1 for m in msgs if m.topic.endswith("/products")) >= done,
-            30,
-            f"{done} products messages",
-        )
-        _assert_each_result_once(results(sub.messages))
+        _drain_stop_and_check(daemon, sub)
     finally:
         broker.stop()
 
@@ -201,17 +196,7 @@ def test_tls_broker_with_a_new_certificate_is_trusted_and_one_that_does_not_matc
             f"allow_anonymous true\ncafile {ca[2]}\ncertfile {cert2}\nkeyfile {key2}\n"
         )
         broker.restart()
-        daemon.wait_stats(
-            lambda s: s["broker_connected"] and s["queue_depth"] <= 1, 60, "the outbox drained"
-        )
-        assert daemon.terminate() == 0
-        done = _collections(daemon.stats())
-        sub.wait_for(
-            lambda msgs: sum(1 for m in msgs if m.topic.endswith("/products")) >= done,
-            30,
-            f"{done} products messages",
-        )
-        _assert_each_result_once(results(sub.messages))
+        _drain_stop_and_check(daemon, sub)
     finally:
         broker.stop()
 
