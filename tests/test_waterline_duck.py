@@ -63,7 +63,8 @@ def _write_station(tmp: Path, method: str) -> Path:
     mat = scipy_io.loadmat(DUCK / "calibration" / "C3_FixedMultiCamDemo.mat")
     io, eo = mat["intrinsics"].ravel(), mat["extrinsics"].ravel()
     keys = ("NU", "NV", "c0U", "c0V", "fx", "fy", "d1", "d2", "d3", "t1", "t2")
-    (tmp / "c3_IO.json").write_text(json.dumps(dict(zip(keys, map(float, io), strict=True))))
+    io_json = {**dict(zip(keys, map(float, io), strict=True)), "pixel_origin": 1}  # CIRN: 1-based
+    (tmp / "c3_IO.json").write_text(json.dumps(io_json))
     (tmp / "c3_EO.json").write_text(json.dumps(dict(zip("xyzatr", map(float, eo), strict=True))))
     features = []
     for y in TRANSECT_Y:
