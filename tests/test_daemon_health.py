@@ -6,7 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
-from edge.disk_space import free_bytes as disk_free_bytes
+from edge.disk_space import free_bytes
 from edge.health import HealthMonitor, soc_temperature_c
 from edge.outbox import Outbox
 
@@ -32,7 +32,7 @@ def test_temperature_is_null_on_a_machine_without_thermal_zones(tmp_path: Path):
 
 def test_disk_free_of_a_directory_not_yet_created_is_that_of_its_parent(tmp_path: Path):
     expected = shutil.disk_usage(tmp_path).free
-    got = disk_free_bytes(tmp_path / "products" / "not-yet")
+    got = free_bytes(tmp_path / "products" / "not-yet")
     # Other processes write to the same disk meanwhile: allow 64 MiB of drift.
     assert abs(got - expected) < 64 * 2**20
 
