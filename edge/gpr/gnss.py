@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,21 +73,14 @@ class GnssStats:
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "lines": self.lines,
-            "fixes": self.fixes,
-            "no_fix": self.no_fix,
-            "low_quality": self.low_quality,
-            "out_of_order": self.out_of_order,
-            "other_sentences": self.other_sentences,
-            "bad_checksum": self.bad_checksum,
-            "garbage_lines": self.garbage_lines,
-            "connected": self.connected,
-            "fix_age_s": None
-            if self.newest_fix_time is None
-            else round(time.time() - self.newest_fix_time, 3),
-            "last_error": self.errors[-1] if self.errors else None,
+        """The counters, the age of the newest fix (s) and the last error, JSON-ready."""
+        out: dict[str, Any] = {
+            k: v for k, v in asdict(self).items() if k not in ("newest_fix_time", "errors")
         }
+        newest = self.newest_fix_time
+        out["fix_age_s"] = None if newest is None else round(time.time() - newest, 3)
+        out["last_error"] = self.errors[-1] if self.errors else None
+        return out
 
 
 class GnssTrack:

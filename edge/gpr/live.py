@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,22 +63,13 @@ class StreamStats(FramingCounters):
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "traces_received": self.traces_received,
-            "traces_processed": self.traces_processed,
-            "missing_traces": self.missing_traces,
-            "garbage_bytes": self.garbage_bytes,
-            "resyncs": self.resyncs,
-            "truncated_traces": self.truncated_traces,
-            "queue_depth": self.queue_depth,
-            "queue_capacity": self.queue_capacity,
-            "lag_s": round(self.lag_s, 3),
-            "max_lag_s": round(self.max_lag_s, 3),
-            "blocked_s": round(self.blocked_s, 3),
-            "falling_behind": self.queue_depth >= max(self.queue_capacity - 1, 1),
-            "connected": self.connected,
-            "last_error": self.errors[-1] if self.errors else None,
-        }
+        """The counters (times rounded to ms), ``falling_behind`` and the last error."""
+        out: dict[str, object] = {k: v for k, v in asdict(self).items() if k != "errors"}
+        for key in ("lag_s", "max_lag_s", "blocked_s"):
+            out[key] = round(getattr(self, key), 3)
+        out["falling_behind"] = self.queue_depth >= max(self.queue_capacity - 1, 1)
+        out["last_error"] = self.errors[-1] if self.errors else None
+        return out
 
 
 class Backoff:
