@@ -296,11 +296,11 @@ class Daemon:
             stalled=self._stalled,
         )
         self.emit("stats", message)
-        self._write_status_file(message)
+        self._write_status_file(message, self._status_line(site_stats))
 
-    def _write_status_file(self, message: dict[str, Any]) -> None:
+    def _write_status_file(self, message: dict[str, Any], status: str) -> None:
         """``status.json`` for ``geoedge status`` (atomic; skipped when the disk is full)."""
-        doc = {"pid": os.getpid(), "status": self._status_line(), "stats": json_safe(message)}
+        doc = {"pid": os.getpid(), "status": status, "stats": json_safe(message)}
         tmp = self.status_file.with_name(self.status_file.name + ".part")
         try:
             tmp.write_text(json.dumps(doc, indent=1) + "\n")
@@ -340,9 +340,11 @@ class Daemon:
                 log.info("the pipeline makes progress again")
         self._stalled, self._stalled_kind = stalled, kind
 
-    def _status_line(self) -> str:
-        """One line for ``systemctl status`` and ``geoedge status``."""
-        site = self._site_stats() if self._site is not None else {}
+    def _status_line(self, site: dict[str, Any] | None = None) -> str:
+        """One line for ``systemctl status`` and ``geoedge status``; ``site`` is the
+        site's ``stats()`` when the caller already has it."""
+        if site is None:
+            site = self._site_stats() if self._site is not None else {}
         parts = [f"{self.config.station.kind} {self.station}"]
         if self._stalled:
             parts.append(f"STALLED: {self._stalled}")
