@@ -34,6 +34,8 @@ from typing import Any
 
 import cv2
 
+from tests import mjpeg
+
 SAMPLE = Path(__file__).resolve().parents[1] / "edge" / "samples" / "beach"
 STATION = "demo-01"
 RESULT_KINDS = ("products", "waterline", "slope", "shoreline")
@@ -96,17 +98,13 @@ class LiveCamera:
     def _stream(self, conn: socket.socket) -> None:
         try:
             conn.recv(4096)
-            conn.sendall(
-                b"HTTP/1.0 200 OK\r\n"
-                b"Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
-            )
+            conn.sendall(mjpeg.RESPONSE)
             i = 0
             while not self._closed.is_set():
                 if not self._frames_ok.wait(0.1):
                     continue  # stalled: the connection stays open, silent
                 jpg = self.frames[i % len(self.frames)]
-                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                conn.sendall(head % len(jpg) + jpg + b"\r\n")
+                conn.sendall(mjpeg.part(jpg))
                 i += 1
                 time.sleep(1.0 / self.fps)
         except OSError:

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.beach_station import BeachStation
 from edge.config import load_config
+from tests import mjpeg
 
 W, H = 96, 64
 
@@ -184,15 +185,11 @@ def mjpeg_camera(stop: threading.Event) -> tuple[str, threading.Thread]:
                 continue
             conns.append(conn)
             conn.recv(4096)
-            conn.sendall(
-                b"HTTP/1.0 200 OK\r\n"
-                b"Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
-            )
+            conn.sendall(mjpeg.RESPONSE)
             try:
                 while not stop.is_set():
                     jpg = cv2.imencode(".jpg", np.full((H, W, 3), 128, np.uint8))[1].tobytes()
-                    head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                    conn.sendall(head % len(jpg) + jpg + b"\r\n")
+                    conn.sendall(mjpeg.part(jpg))
                     time.sleep(0.05)
             except OSError:
                 pass

@@ -17,6 +17,7 @@ import pytest
 
 from edge.capture import Capture
 from edge.errors import InputError
+from tests import mjpeg
 
 
 def write_video(path: Path, frames: int, fps: float, size=(96, 64), fourcc="MJPG") -> Path:
@@ -136,15 +137,11 @@ class MjpegServer:
     def _stream(self, conn: socket.socket) -> None:
         try:
             conn.recv(4096)
-            conn.sendall(
-                b"HTTP/1.0 200 OK\r\n"
-                b"Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
-            )
+            conn.sendall(mjpeg.RESPONSE)
             for i in range(self.burst):
                 image = np.full((self.size[1], self.size[0], 3), i % 250, np.uint8)
                 jpg = cv2.imencode(".jpg", image)[1].tobytes()
-                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                conn.sendall(head % len(jpg) + jpg + b"\r\n")
+                conn.sendall(mjpeg.part(jpg))
                 time.sleep(0.04)
             self._closing.wait(self.silence_s)
         except OSError:
