@@ -2,8 +2,8 @@
 
 A vehicle at 80 km/h with 5 cm trace spacing makes 80 / 3.6 / 0.05 = 444 traces/s per
 channel; a 16-channel array about 7,100 traces/s. This feeds synthetic raw 512-sample
-traces (export.synth_bscan, concatenated scans with known reflectors) through the whole
-:class:`edge.gpr.pipeline.CavityPipeline` -- processing chain, overlapping windows, ONNX
+traces (export.data.synth_bscan, concatenated scans with known reflectors) through the whole
+:class:`edge.gpr.stream.CavityPipeline` -- processing chain, overlapping windows, ONNX
 Runtime detector, hyperbola fit, positioning, de-duplication, messages -- in live-sized
 chunks, and prints traces/s / 444 and / 7100, with the time per stage (what limits it).
 
@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from edge.config import StationConfig
     from edge.errors import GeoEdgeError
-    from edge.gpr.pipeline import CavityPipeline, build_detector
+    from edge.gpr.stream import CavityPipeline, build_detector
     from edge.gpr.traces import TraceBlock
-    from export.synth_bscan import synthesize
+    from export.data.synth_bscan import synthesize
 
     rng = np.random.default_rng(0)
     scans = []

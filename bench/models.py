@@ -18,9 +18,9 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.errors import GeoEdgeError
-from edge.manifest import load_manifest
-from edge.runtime import GPU_PROVIDERS, KINDS, MODELS_DIR, variant_path
-from export.verify import device_name, latency_ms
+from edge.models.manifest import load_manifest
+from edge.models.runtime import GPU_PROVIDERS, KINDS, MODELS_DIR, variant_path
+from export.convert.verify import device_name, latency_ms
 
 
 def bench_model(fp32: Path, threads: int, repeats: int) -> None:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge.outbox import Outbox
+from edge.station.outbox import Outbox
 
 TOPIC = "geoedge/bench-01/beach/products"
 

@@ -6,7 +6,7 @@ of one colour image with ready-made maps of the same 501x701 size (camera c1's o
 maps, so the memory access pattern is the real one; the least any rectifier must do
 per camera):
 
-- the full :func:`edge.rectify.rectify` (projection of every node into both cameras,
+- the full :func:`edge.beach.geometry.rectify.rectify` (projection of every node into both cameras,
   sampling, blending);
 - the per-collection part alone when the maps are cached (sampling both cameras and
   blending), i.e. what a fixed camera costs once its maps are known.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import cv2
 
-from edge.camera_model import Camera
-from edge.grid import Grid
-from edge.rectify import camera_map, merge, rectify, sample
+from edge.beach.geometry.camera import Camera
+from edge.beach.geometry.grid import Grid
+from edge.beach.geometry.rectify import camera_map, merge, rectify, sample
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coastcam-caco01"
 GRID = Grid((410935.0, 4655890.0), 55.0, (0.0, 500.0), (0.0, 700.0), 1.0)

@@ -2,7 +2,7 @@
 
 Frames: 1920x1080 RGB (3 x uint8), random. Prints, measured in the same run:
 
-- the throughput of :meth:`edge.products.ProductAccumulator.add` (sums for mean and
+- the throughput of :meth:`edge.beach.products.ProductAccumulator.add` (sums for mean and
   std, max, min, first frame) as a RATIO to a plain ``numpy`` copy of the same frames
   (``np.copyto`` into a preallocated frame), and for context the ratio of the
   straightforward numpy implementation (float64 ``+=`` of the frame and its square),
@@ -19,7 +19,7 @@ import tracemalloc
 
 import numpy as np
 
-from edge.products import ProductAccumulator
+from edge.beach.products import ProductAccumulator
 
 SHAPE = (1080, 1920, 3)
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.beach_analysis import BeachAnalyser
-from edge.camera_model import Camera, Intrinsics
-from edge.config import load_config
-from edge.runtime import OnnxModel, variant_path
-from edge.segmentation import unet_probability
-from export.samples import SAMPLES, demo_beach
-from export.scene import BeachScene
-from export.synth_timex import paint
+from edge.beach.geometry.camera import Camera, Intrinsics
+from edge.beach.waterline.analysis import BeachAnalyser
+from edge.beach.waterline.segmentation import unet_probability
+from edge.config import load_config, with_changes
+from edge.models.runtime import OnnxModel, variant_path
+from export.data.samples import SAMPLES, demo_beach
+from export.data.scene import BeachScene
+from export.data.synth_timex import paint
 
 BUDGET_S = 3600.0
 MODELS = Path(__file__).resolve().parents[1] / "edge" / "models"
@@ -60,7 +60,8 @@ def main() -> int:
     keys = ("NU", "NV", "c0U", "c0V", "fx", "fy", "d1", "d2", "d3", "t1", "t2")
     calib = Path(tempfile.mkdtemp()) / "c1_IO.json"
     calib.write_text(json.dumps({key: float(getattr(big, key)) for key in keys}))
-    config.cameras[0].intrinsics = calib
+    camera = {**config.cameras[0].model_dump(), "intrinsics": calib}
+    config = with_changes(config, cameras=[camera])
     methods = [("colour", "fp32")]
     if (MODELS / "unet.onnx").is_file():
         methods.append(("unet", "fp32"))
@@ -68,9 +69,14 @@ def main() -> int:
         methods.append(("unet", "int8"))
     print(f"collection analysis, 1 camera 2448x2048, budget {BUDGET_S:.0f} s per collection:")
     for method, precision in methods:
-        config.segmentation.method = method
-        config.segmentation.precision = precision
-        config.segmentation.providers = ["CPUExecutionProvider"]
+        config = with_changes(
+            config,
+            segmentation={
+                "method": method,
+                "precision": precision,
+                "providers": ["CPUExecutionProvider"],
+            },
+        )
         analyser = BeachAnalyser(config)
         seconds = _timed(lambda a=analyser: a.analyse(0.0, 0.32, images={"c1": image}), args.repeat)
         label = method if method == "colour" else f"unet {precision}"

@@ -11,12 +11,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from edge import __version__
 from edge.errors import GeoEdgeError
+
+# OpenCV's own "[ WARN ]" lines (e.g. FFmpeg refusing a file that is no video) would stand
+# before our one-line errors; GeoEdge reports what it cannot open itself. Set before any
+# sub-command imports cv2.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 #: Sub-command modules, in the order ``geoedge --help`` lists them.
 COMMANDS = (
@@ -50,7 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"edge.commands.{name}").register(subparsers)
+    for leaf in leaf_parsers(parser):
+        leaf.set_defaults(prog=leaf.prog)
     return parser
+
+
+def leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """The parsers that run something (``geoedge gpr info``, not ``geoedge gpr``)."""
+    nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not nested:
+        yield parser
+    for action in nested:
+        for sub in action.choices.values():
+            yield from leaf_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except GeoEdgeError as exc:
-        print(f"geoedge {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{args.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130

@@ -9,7 +9,7 @@ PyTorch, and a command that needs torch there says so in one line.
 - ``fp16 MODEL.onnx``: FP16 weights, FP32 inputs/outputs;
 - ``tensorrt MODEL.{fp16,int8}.onnx``: cached TensorRT engine (needs TensorRT);
 - ``verify MODEL.onnx --data HELDOUT``: accuracy gate of each precision against FP32;
-- ``train-unet`` / ``train-detector``: added by ``export.train_unet`` / ``export.train_detector``
+- ``train-unet`` / ``train-detector``: added by ``export.train.unet`` / ``export.train.detector``
   through their ``register(subparsers)``.
 """
 
@@ -26,7 +26,7 @@ from edge.errors import InputError, ModelError
 log = logging.getLogger(__name__)
 
 #: Modules that add their own sub-command through ``register(subparsers)``.
-TRAINING_COMMANDS = ("export.train_unet", "export.train_detector")
+TRAINING_COMMANDS = ("export.train.unet", "export.train.detector")
 
 
 def register_subcommands(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,12 @@ def register_subcommands(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("onnx", help="PyTorch checkpoint -> ONNX with manifest and parity check")
     p.add_argument("checkpoint", type=Path, help="checkpoint .pt (arch, state_dict, manifest)")
     p.add_argument("--out", type=Path, required=True, help="output .onnx (manifest beside it)")
-    p.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
+    p.add_argument(
+        "--exporter",
+        choices=("dynamo", "torchscript"),
+        default="dynamo",
+        help="torch.onnx exporter (default dynamo)",
+    )
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
     p.set_defaults(handler=_onnx)
 
@@ -62,18 +67,29 @@ def register_subcommands(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("tensorrt", help="TensorRT engine from the FP16 or QDQ INT8 ONNX")
     p.add_argument("model", type=Path, help="<name>.fp16.onnx or <name>.int8.onnx")
     p.add_argument("--cache", type=Path, help="engine cache dir (default $GEOEDGE_TRT_CACHE)")
-    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--max-batch", type=int, default=8, help="largest batch of the engine profile")
     p.set_defaults(handler=_tensorrt)
 
     p = sub.add_parser("verify", help="accuracy gate: each precision against FP32")
     p.add_argument("model", type=Path, help="the FP32 .onnx; variants are found beside it")
-    p.add_argument("--data", type=Path, required=True, help="held-out set (see export.verify)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="held-out set (see export.convert.verify)",
+    )
     p.add_argument("--precision", nargs="+", choices=("int8", "fp16"), help="default: present")
-    p.add_argument("--max-iou-drop", type=float, default=0.01)
-    p.add_argument("--max-map-drop", type=float, default=0.02)
-    p.add_argument("--max-recall-drop", type=float, default=0.02)
+    p.add_argument(
+        "--max-iou-drop", type=float, default=0.01, help="segmentation: largest IoU loss allowed"
+    )
+    p.add_argument(
+        "--max-map-drop", type=float, default=0.02, help="detection: largest mAP@0.5 loss allowed"
+    )
+    p.add_argument(
+        "--max-recall-drop", type=float, default=0.02, help="detection: largest recall loss"
+    )
     p.add_argument("--providers", nargs="+", help="ONNX Runtime providers (default CPU)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for the gate")
     p.set_defaults(handler=_verify)
 
     for name in TRAINING_COMMANDS:
@@ -83,7 +99,7 @@ def register_subcommands(parser: argparse.ArgumentParser) -> None:
 
 
 def _onnx(args: argparse.Namespace) -> int:
-    from export.onnx_export import export_onnx, load_checkpoint
+    from export.convert.onnx_export import export_onnx, load_checkpoint
 
     net, manifest = load_checkpoint(args.checkpoint)
     manifest, parity = export_onnx(
@@ -97,7 +113,7 @@ def _onnx(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from export.quantize import quantize
+    from export.convert.quantize import quantize
 
     manifest = quantize(
         args.model,
@@ -108,6 +124,8 @@ def _quantize(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     q = manifest.quantisation
+    if q is None:
+        raise ModelError(f"INT8 manifest of {manifest.name} has no quantisation record")
     print(f"kept {q.chosen}; latency ms ({q.threads} threads): {json.dumps(q.measurements)}")
     gate = manifest.accuracy_gate
     if gate is not None:
@@ -116,7 +134,7 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _fp16(args: argparse.Namespace) -> int:
-    from export.fp16 import convert_fp16
+    from export.convert.fp16 import convert_fp16
 
     manifest = convert_fp16(args.model, args.out)
     print(f"wrote FP16 model, sha256 {manifest.sha256[:12]}")
@@ -124,15 +142,15 @@ def _fp16(args: argparse.Namespace) -> int:
 
 
 def _tensorrt(args: argparse.Namespace) -> int:
-    from export.tensorrt import build_engine
+    from export.convert.tensorrt import build_engine
 
     print(build_engine(args.model, args.cache, args.max_batch))
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from edge.runtime import variant_path
-    from export.verify import verify
+    from edge.models.runtime import variant_path
+    from export.convert.verify import verify
 
     if not args.model.is_file():
         raise InputError(f"model not found: {args.model}")

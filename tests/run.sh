@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The test command (README quick start, and what .ci/run calls).
 # Installs what the tests need on a fresh machine -- Mosquitto when it is missing,
-# PyTorch (CPU wheel), the package with its test extras -- then runs the whole suite.
-# Extra arguments go to pytest.
+# PyTorch (CPU wheel), the package with its test extras -- then runs ruff, mypy (every
+# function typed, see [tool.mypy] in pyproject.toml) and the whole suite.
+# Extra arguments go to pytest (e.g. -m "not broker and not real_data and not slow").
+# Real data that may not live in the repository is read from $GEOEDGE_TEST_DATA, else
+# ../shared/data; without it the tests that need it are skipped, each naming its data set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,4 +19,6 @@ fi
 python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e ".[test]"
 python3 -m ruff check edge export tests bench
+python3 -m ruff format --check edge export tests bench
+python3 -m mypy
 python3 -m pytest "$@"

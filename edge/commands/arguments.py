@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.messages import epoch_seconds
+from edge.station.messages import epoch_seconds
 
 
 def utc_time(text: str, naive_is_utc: bool = False) -> float:

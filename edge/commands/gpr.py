@@ -14,20 +14,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="gpr_command", metavar="ACTION", required=True)
 
     info = sub.add_parser("info", help="header facts of a GPR file (DZT, DT1, RD3/RD7, SEG-Y)")
-    info.add_argument("file", type=Path)
+    info.add_argument("file", type=Path, help="the GPR file (.DZT, .DT1, .rd3/.rd7, .sgy)")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(handler=_info)
 
-    detect = sub.add_parser("detect", help="cavity messages from a GPR file")
-    detect.add_argument("file", type=Path)
+    detect = sub.add_parser(
+        "detect",
+        help="cavity messages from a GPR file",
+        description="Cavity messages from a GPR file into --out. Side files: one snippet PNG "
+        "per cavity in [gpr] snippets of the config, else in <out stem>_snippets/ beside --out.",
+    )
+    detect.add_argument("file", type=Path, help="the GPR file to search for cavities")
     detect.add_argument("--config", type=Path, required=True, help="station TOML with [gpr]")
-    detect.add_argument("--out", type=Path, required=True, help='JSON file {"cavities": [...]}')
+    detect.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help='JSON file {"cavities": [...]}; snippets go to <out stem>_snippets/ beside it',
+    )
     detect.set_defaults(handler=_detect)
 
     replay = sub.add_parser("replay", help="serve a GPR file as a live TCP trace stream")
-    replay.add_argument("file", type=Path)
-    replay.add_argument("--port", type=int, required=True)
-    replay.add_argument("--host", default="127.0.0.1")
+    replay.add_argument("file", type=Path, help="the GPR file to serve")
+    replay.add_argument("--port", type=int, required=True, help="TCP port to listen on")
+    replay.add_argument("--host", default="127.0.0.1", help="address to listen on")
     replay.add_argument("--speed-kmh", type=float, default=0.0, help="survey speed (0: max)")
     replay.add_argument("--spacing-m", type=float, default=None, help="trace spacing if unknown")
     replay.add_argument("--wait-s", type=float, default=60.0, help="how long to wait for a client")
@@ -35,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from edge.gpr.readers import read_gpr
+    from edge.gpr.formats.readers import read_gpr
 
     info = read_gpr(args.file).info()
     if args.json:
@@ -61,7 +71,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _detect(args: argparse.Namespace) -> int:
     from edge.config import load_config
-    from edge.gpr.pipeline import detect_file
+    from edge.gpr.stream import detect_file
 
     cfg = load_config(args.config)
     if cfg.gpr is None:
@@ -70,12 +80,13 @@ def _detect(args: argparse.Namespace) -> int:
     cavities = detect_file(args.file, cfg, snippet_dir=snippets)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cavities": cavities}, indent=2))
-    print(f"{len(cavities)} cavities -> {args.out}")
+    written = sum(1 for c in cavities if c.get("snippet"))
+    print(f"{len(cavities)} cavities -> {args.out}; {written} snippet(s) in {snippets}")
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from edge.gpr.replay import ReplayServer
+    from edge.gpr.live.replay import ReplayServer
 
     server = ReplayServer(args.file, args.host, args.port, args.speed_kmh, args.spacing_m)
     print(f"replaying {args.file} on {args.host}:{server.port}", flush=True)

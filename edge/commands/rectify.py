@@ -2,7 +2,7 @@
 
 Every grid node of ``[grid]`` is placed at elevation ``Z`` (m, the station's vertical
 datum: the water level of the collection) and sampled in each camera; several cameras
-are blended (:mod:`edge.rectify`). Row 0 of the output is the largest local y.
+are blended (:mod:`edge.beach.geometry.rectify`). Row 0 of the output is the largest local y.
 """
 
 from __future__ import annotations
@@ -13,18 +13,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.camera_model import load_camera
+from edge.beach.geometry.calibration import load_camera
+from edge.beach.geometry.grid import Grid
+from edge.beach.geometry.rectify import rectify, to_uint8
 from edge.commands.arguments import camera_path
 from edge.config import load_config
 from edge.errors import ConfigError, InputError
-from edge.grid import Grid
-from edge.rectify import rectify, to_uint8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("rectify", help="plan-view image at elevation Z")
     p.add_argument("--config", type=Path, required=True, help="station TOML with [grid]")
-    p.add_argument("--image", type=camera_path, action="append", required=True, metavar="CAM=PATH")
+    p.add_argument(
+        "--image",
+        type=camera_path,
+        action="append",
+        required=True,
+        metavar="CAM=PATH",
+        help="an image of camera CAM (a name in the config); repeat for each camera",
+    )
     p.add_argument("--z", type=float, required=True, help="plane elevation, m (water level)")
     p.add_argument("--out", type=Path, required=True, help="output PNG")
     p.set_defaults(handler=_handle)

@@ -17,6 +17,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     from edge.config import load_config
-    from edge.daemon import Daemon
+    from edge.station.daemon import Daemon
 
     return Daemon(load_config(args.config)).run()

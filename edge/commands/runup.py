@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from edge.runup import stockdon2006
+from edge.beach.shoreline.runup import stockdon2006
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

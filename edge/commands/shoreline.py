@@ -1,4 +1,4 @@
-"""``geoedge shoreline trend --config FILE [--since ISO] [--until ISO] [--json]``.
+"""``geoedge shoreline trend (--config FILE | --state DIR) [--since ISO] [--until ISO] [--json]``.
 
 Per-transect advance (+) / retreat (-) rate of the tide-datum shoreline in m/yr: an
 ordinary least-squares line through the stored shorelines (chainage positive seaward
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import linregress
 
+from edge.beach.shoreline.store import ShorelineStore
 from edge.commands.arguments import utc_time
 from edge.config import load_config
 from edge.errors import InputError
-from edge.messages import utc_iso
-from edge.shoreline_store import ShorelineStore
+from edge.station.messages import utc_iso
 
 SECONDS_PER_YEAR = 365.25 * 86400.0
 
@@ -27,10 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("shoreline", help="shoreline time series")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     trend = sub.add_parser("trend", help="per-transect advance/retreat rates (m/yr)")
-    trend.add_argument("--config", type=Path, required=True, help="station TOML")
+    where = trend.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="station TOML")
+    where.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help="folder with shoreline.sqlite instead of a config (e.g. geoedge-demo/beach)",
+    )
     trend.add_argument("--since", type=utc_time, help="UTC ISO start of the period")
     trend.add_argument("--until", type=utc_time, help="UTC ISO end of the period")
-    trend.add_argument("--json", action="store_true")
+    trend.add_argument("--json", action="store_true", help="print JSON instead of a table")
     trend.set_defaults(handler=_trend)
 
 
@@ -51,16 +58,20 @@ def trend_rows(series: dict) -> list[dict]:
 
 
 def _trend(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    if not config.shoreline.store.is_file():
-        raise InputError(f"no shoreline store yet at {config.shoreline.store}")
-    store = ShorelineStore(config.shoreline.store)
+    if args.config:
+        config = load_config(args.config)
+        path, station = config.shoreline.store, config.station.id
+    else:
+        path, station = args.state / "shoreline.sqlite", None
+    if not path.is_file():
+        raise InputError(f"no shoreline store yet at {path}")
+    store = ShorelineStore(path)
     try:
         rows = trend_rows(store.shorelines(args.since, args.until))
     finally:
         store.close()
     if args.json:
-        print(json.dumps({"station": config.station.id, "transects": rows}))
+        print(json.dumps({"station": station, "transects": rows}))
         return 0
     print(f"{'transect':10s} {'n':>5s} {'rate m/yr':>10s} {'+-':>7s}  period")
     for r in rows:

@@ -1,9 +1,11 @@
-"""`geoedge status --config FILE [--json]`: the station's health, read locally.
+"""`geoedge status (--config FILE | --state DIR) [--json]`: the station's health, read locally.
 
 Reads what the daemon of that config wrote last (``status.json`` beside the
 outbox: its STATUS line and its latest ``stats`` snapshot) and whether it is
 running (it holds the outbox lock). With the daemon stopped, the outbox is read
-directly so the queued messages are still counted.
+directly so the queued messages are still counted. ``--state DIR`` names the folder
+holding the outbox and ``status.json`` instead of a config (``geoedge demo``'s
+``geoedge-demo/beach``, say).
 
 Exit status: 0 running and making progress; 1 running but stalled, or its last
 snapshot is older than three stats intervals; 3 not running (as ``systemctl
@@ -18,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge.errors import InputError
+
 EXIT_RUNNING, EXIT_STALLED, EXIT_NOT_RUNNING = 0, 1, 3
 
 
@@ -25,7 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status", help="the station's health (what the stats message says), read locally"
     )
-    parser.add_argument("--config", required=True, type=Path, help="station TOML file")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="station TOML file")
+    where.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help="folder with the outbox and status.json (e.g. geoedge-demo/beach)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(handler=_handle)
 
@@ -33,29 +44,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def station_status(config_path: Path) -> dict[str, Any]:
     """Running state, last snapshot and outbox of the station configured in ``config_path``."""
     from edge.config import load_config
-    from edge.messages import epoch_seconds
-    from edge.outbox import Outbox
 
     config = load_config(config_path)
-    box = config.outbox.path
-    running = Outbox.in_use(box)
-    status_file = box.parent / "status.json"
+    return state_status(
+        config.outbox.path, config.station.id, config.station.kind, config.mqtt.stats_interval_s
+    )
+
+
+def folder_status(state: Path) -> dict[str, Any]:
+    """:func:`station_status` of the daemon whose state (outbox, status.json) is in ``state``;
+    the station and its kind come from ``status.json``."""
+    box = state / "outbox.sqlite"
+    if not box.exists():
+        raise InputError(f"--state {state}: no outbox.sqlite there (not a station's state folder)")
+    doc = _status_doc(state / "status.json")
+    station = doc.get("station") or (doc.get("stats") or {}).get("station") or "?"
+    return state_status(box, station, doc.get("kind") or "?", doc.get("stats_interval_s", 60.0))
+
+
+def _status_doc(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(status_file.read_text())
+        doc = json.loads(path.read_text())
     except (OSError, ValueError):
-        doc = {}
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def state_status(box: Path, station: str, kind: str, stats_interval_s: float) -> dict[str, Any]:
+    """Running state, last snapshot and outbox of the daemon whose outbox is ``box``."""
+    from edge.station.messages import epoch_seconds
+    from edge.station.outbox import Outbox
+
+    running = Outbox.in_use(box)
+    doc = _status_doc(box.parent / "status.json")
     stats = doc.get("stats") or {}
     age = None
     if stats.get("time"):
         age = round(time.time() - epoch_seconds(stats["time"]), 1)
     out: dict[str, Any] = {
-        "station": config.station.id,
-        "kind": config.station.kind,
+        "station": station,
+        "kind": kind,
         "running": running,
         "pid": doc.get("pid") if running else None,
         "status": doc.get("status"),
         "snapshot_age_s": age,
-        "stale": running and (age is None or age > 3 * config.mqtt.stats_interval_s),
+        "stale": running and (age is None or age > 3 * stats_interval_s),
         "stats": stats,
     }
     if not running and box.exists():
@@ -64,7 +97,7 @@ def station_status(config_path: Path) -> dict[str, Any]:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    report = station_status(args.config)
+    report = station_status(args.config) if args.config else folder_status(args.state)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import cv2
 
-from edge.beach_station import collect_window
-from edge.camera_model import Intrinsics
-from edge.capture import Capture
+from edge.beach.capture import Capture
+from edge.beach.geometry.camera import Intrinsics
+from edge.beach.site import collect_window
 from edge.commands.arguments import utc_time
 from edge.config.cameras import source_kind
 from edge.config.collection import CollectionSection
@@ -133,6 +133,8 @@ def _handle(args: argparse.Namespace) -> int:
         )
     if result.error is not None:
         raise InputError(result.error)
+    if result.sidecar is None:  # without a disk guard the sidecar is always written
+        raise InputError(f"{args.out}: the products were not written")
     if result.frame_count == 0:
         raise InputError(f"{args.video}: no frames in the window; wrote {result.sidecar}")
     flags = ", ".join(result.flags) or "none"

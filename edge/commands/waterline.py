@@ -17,18 +17,38 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from edge.beach_analysis import BeachAnalyser
+from edge.beach.waterline.analysis import BeachAnalyser
 from edge.commands.arguments import camera_path, utc_time
 from edge.config import load_config
 from edge.errors import InputError
-from edge.messages import json_safe
+from edge.station.messages import json_safe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("waterline", help="waterline message from TimeX images or masks")
+    p = subparsers.add_parser(
+        "waterline",
+        help="waterline message from TimeX images or masks",
+        description="One waterline message (JSON) into --out. Side files: with --image, an "
+        "overlay per camera (<out stem>.<camera>.waterline.jpg) and, with a [grid], a plan "
+        "view (<out stem>.plan.waterline.jpg), in --overlays or beside --out.",
+    )
     p.add_argument("--config", type=Path, required=True, help="station TOML")
-    p.add_argument("--image", type=camera_path, action="append", default=[], metavar="CAM=PATH")
-    p.add_argument("--mask", type=camera_path, action="append", default=[], metavar="CAM=PATH")
+    p.add_argument(
+        "--image",
+        type=camera_path,
+        action="append",
+        default=[],
+        metavar="CAM=PATH",
+        help="TimeX image of camera CAM (a name in the config), segmented here; repeatable",
+    )
+    p.add_argument(
+        "--mask",
+        type=camera_path,
+        action="append",
+        default=[],
+        metavar="CAM=PATH",
+        help="a ready water mask of camera CAM (255 = water) instead of an image; repeatable",
+    )
     p.add_argument("--water-level", type=float, required=True, help="m, station vertical datum")
     p.add_argument("--out", type=Path, required=True, help="message JSON to write")
     p.add_argument("--time", type=utc_time, help="collection time, UTC (default: now)")
@@ -47,16 +67,19 @@ def _handle(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise InputError(f"{cam}={path}: file not found")
     analyser = BeachAnalyser(config, load_model=bool(set(images) - set(masks)))
-    message = analyser.analyse(
-        args.time if args.time is not None else dt.datetime.now(dt.UTC).timestamp(),
+    result = analyser.analyse(
+        args.time if args.time is not None else dt.datetime.now(dt.timezone.utc).timestamp(),
         args.water_level,
         images=images,
         masks=masks,
         out_dir=args.overlays or args.out.parent,
         stem=args.out.stem,
     )
+    message = result.to_message(config.station.id, config.station.crs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(json_safe(message), indent=1) + "\n", encoding="utf-8")
-    valid = sum(t["valid"] for t in message["transects"])
-    print(f"waterline: {valid}/{len(message['transects'])} transects valid -> {args.out}")
+    valid = sum(c.valid for c in result.crossings)
+    print(f"waterline: {valid}/{len(result.crossings)} transects valid -> {args.out}")
+    for view, path in sorted(result.overlays.items()):
+        print(f"overlay ({view}): {path}")
     return 0

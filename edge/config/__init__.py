@@ -11,9 +11,14 @@ what was expected, e.g.::
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (JetPack 6)
+    import tomli as tomllib
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -34,7 +39,7 @@ from edge.config.station import StationSection
 from edge.config.storage import StorageSection
 from edge.errors import ConfigError
 
-__all__ = ["StationConfig", "format_validation_error", "load_config"]
+__all__ = ["StationConfig", "format_validation_error", "load_config", "with_changes"]
 
 
 class StationConfig(Section):
@@ -122,5 +127,27 @@ def load_config(path: str | Path) -> StationConfig:
         cfg = StationConfig.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
-    cfg.source_path = path.resolve()
-    return cfg
+    return cfg.model_copy(update={"source_path": path.resolve()})
+
+
+def with_changes(
+    config: StationConfig, **sections: dict[str, Any] | list[dict[str, Any]]
+) -> StationConfig:
+    """A copy of ``config`` with keys of its sections replaced (a dict: those keys; a list:
+    the whole array of tables, e.g. ``cameras``), validated as at load
+    (``with_changes(cfg, segmentation={"method": "colour"})``); ``config`` is unchanged."""
+    data = config.model_dump()
+    for name, change in sections.items():
+        if isinstance(change, list):
+            data[name] = change
+        elif isinstance(data.get(name), dict):
+            data[name] = {**data[name], **change}
+        else:
+            raise ConfigError(f"with_changes: the config has no [{name}] section")
+    base = config.source_path.parent if config.source_path else None
+    try:
+        changed = StationConfig.model_validate(data, context={"base_dir": base})
+    except ValidationError as exc:
+        source = str(config.source_path) if config.source_path else "config"
+        raise ConfigError(format_validation_error(exc, source)) from None
+    return changed.model_copy(update={"source_path": config.source_path})

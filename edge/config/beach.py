@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.config.base import ExistingFile, Section
+from edge.config.base import ExistingFile, ModelSpec, Section
 
 
 class GridSection(Section):
@@ -42,14 +42,15 @@ class TransectsSection(Section):
 class SegmentationSection(Section):
     """Sea/land segmentation.
 
-    ``model`` is ``"default"`` (the shipped U-Net) or a path to an ``.onnx`` file with
-    its manifest beside it. ``providers`` are ONNX Runtime execution providers in
-    order of preference; missing ones are skipped with a log line. ``method``
+    ``model`` is ``"default"`` (the shipped U-Net) or the path of an ``.onnx`` file (relative
+    to the config file, checked at load) with its manifest beside it. ``providers`` are ONNX
+    Runtime execution providers in order of preference; missing ones are skipped with a log
+    line. ``method``
     ``"unet"`` uses the model and reports the colour method as a cross-check;
     ``"colour"`` uses Colour Channel Divergence (red minus blue, Otsu threshold).
     """
 
-    model: str = "default"
+    model: ModelSpec = "default"
     method: Literal["unet", "colour"] = "unet"
     providers: list[str] = Field(
         default_factory=lambda: [
@@ -71,7 +72,7 @@ class WaterlineSection(Section):
     (foam islands, wet-sand patches, people). A transect is valid when its
     crossings lie within ``max_crossing_spread_m`` of each other and the
     segmentation is decisive there (``min_confidence``, 0..1); see
-    :mod:`edge.transects`.
+    :mod:`edge.beach.waterline.transects`.
     """
 
     roi: ExistingFile | None = None

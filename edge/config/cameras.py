@@ -36,7 +36,7 @@ class CameraSection(Section):
     ``source`` is a file path (relative to the config file; it must exist), an
     ``rtsp://``/``http://`` URL, a V4L2 device index (``"0"``) or a GStreamer pipeline
     string (contains ``!``). Calibration uses the CIRN convention (see
-    :mod:`edge.camera_model`): ``intrinsics`` is a CoastCam JSON file whose ``NU x NV``
+    :mod:`edge.beach.geometry.camera`): ``intrinsics`` is a CoastCam JSON file whose ``NU x NV``
     must equal the frame size, and either ``extrinsics`` (x y z a t r, radians) or
     ``gcps`` (CSV of world x,y,z and pixel u,v) gives the pose.
 

@@ -4,7 +4,6 @@ Example (units in the key names: ns, MHz, m, km/h)::
 
     [gpr]
     source = "tcp://127.0.0.1:5600"     # or a file path (read once, or tailed: follow = true)
-    format = "dzt"                      # file format when tailing a growing file
     channels = [0]                      # channels to process (0-based); empty = all
     antenna_mhz = 400.0                 # when the source does not say
     velocity_m_per_ns = 0.1             # fallback velocity when the hyperbola fit is poor
@@ -40,9 +39,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
-from edge.config.base import ConfigPath, Section
+from edge.config.base import ConfigPath, ModelSpec, Section, SourceSpec, TcpAddress
 
 
 class TimeZeroStep(Section):
@@ -121,25 +120,12 @@ class WindowsSection(Section):
 
 
 class DetectorSection(Section):
-    """The cavity detector: ``model`` "default" (shipped) or a path to an .onnx file."""
+    """The cavity detector: ``model`` "default" (shipped) or the path of an .onnx file (relative
+    to the config file, checked at load)."""
 
-    model: str = "default"
+    model: ModelSpec = "default"
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
-
-
-def _gnss_source(value: str, info: ValidationInfo) -> str:
-    """``tcp://HOST:PORT`` as given; a path resolved against the config file's folder."""
-    if value.startswith("tcp://"):
-        host, _, port = value[len("tcp://") :].rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("expected tcp://HOST:PORT or the path of an NMEA file")
-        return value
-    path = Path(value).expanduser()
-    base = (info.context or {}).get("base_dir")
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    return str(path)
 
 
 class PositioningSection(Section):
@@ -167,7 +153,7 @@ class PositioningSection(Section):
     """
 
     trace_spacing_m: float | None = Field(default=None, gt=0)
-    gnss: Annotated[str, AfterValidator(_gnss_source)] | None = None
+    gnss: SourceSpec | None = None
     min_fix_quality: int = Field(default=1, ge=0)
     max_gap_traces: int = Field(default=2000, ge=1)
     max_gap_s: float = Field(default=2.0, gt=0)
@@ -179,7 +165,7 @@ class PositioningSection(Section):
 
     @property
     def gnss_is_stream(self) -> bool:
-        return self.gnss is not None and self.gnss.startswith("tcp://")
+        return isinstance(self.gnss, TcpAddress)
 
 
 class DedupSection(Section):
@@ -201,8 +187,7 @@ class LiveSection(Section):
 class GprSection(Section):
     """GPR unit settings (see the module docstring for an example)."""
 
-    source: str
-    format: Literal["auto", "dzt", "dt1", "rd3", "rd7", "segy"] = "auto"
+    source: SourceSpec
     follow: bool = False
     channels: list[int] = Field(default_factory=list)
     antenna_mhz: float | None = Field(default=None, gt=0)
@@ -214,3 +199,10 @@ class GprSection(Section):
     dedup: DedupSection = Field(default_factory=DedupSection)
     live: LiveSection = Field(default_factory=LiveSection)
     snippets: ConfigPath | None = None
+
+    @model_validator(mode="after")
+    def _source_exists(self) -> GprSection:
+        """A file read once must be there at start-up (a tailed one may still be coming)."""
+        if isinstance(self.source, Path) and not self.follow and not self.source.is_file():
+            raise ValueError(f"source: file not found: {self.source} (or set follow = true)")
+        return self

@@ -27,8 +27,13 @@ class TlsSection(Section):
 
 
 class MqttSection(Section):
-    """Broker connection. The password is read from ``password_file``, never logged."""
+    """Broker connection. The password is read from ``password_file``, never logged.
 
+    ``enabled = false``: no broker at all; every message stays in the outbox (what
+    ``geoedge demo`` does without ``--broker``).
+    """
+
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=1883, gt=0, lt=65536)
     protocol: Literal["3.1.1", "5"] = "3.1.1"

@@ -6,7 +6,7 @@ coordinates of the window as given to :meth:`CavityDetector.detect` (fractional 
 trace indices, pixel ``(i, j)`` covering ``[i, i+1) x [j, j+1)``), even when the model input
 size differs and the window is resampled.
 
-The model (``export.detector``) is a CenterNet-style anchor-free detector with one output
+The model (``export.nets.detector``) is a CenterNet-style anchor-free detector with one output
 ``maps`` of shape ``(N, C + 4, H/4, W/4)``, all sigmoid-activated: C class heat maps (object
 centre probability), then the centre offset inside the cell (x, y, 0..1 of a cell) and the box
 size (width, height as fractions of the window).
@@ -130,7 +130,7 @@ class CavityDetector:
     """The cavity/pipe detector in an ONNX Runtime session.
 
     ``model`` is ``"default"`` (the shipped ``edge/models/detector.onnx``) or a path to an
-    ``.onnx`` file with its manifest; ``precision`` as :func:`edge.runtime.resolve_model`;
+    ``.onnx`` file with its manifest; ``precision`` as :func:`edge.models.runtime.resolve_model`;
     ``providers`` in order of preference; ``threads`` intra-op threads.
     """
 
@@ -143,7 +143,7 @@ class CavityDetector:
         score_threshold: float = 0.3,
         iou_threshold: float = 0.5,
     ) -> None:
-        from edge.runtime import OnnxModel, resolve_model
+        from edge.models.runtime import OnnxModel, resolve_model
 
         path = resolve_model(str(model), "detector", precision, providers)
         self.model = OnnxModel(path, providers, threads)

@@ -113,12 +113,12 @@ def pick_reflection(
     if not top > 0:
         return np.zeros(0), np.zeros(0)
     noise = 3.0 * float(np.median(inside))
-    seeds = []
-    r, c = np.unravel_index(int(np.argmax(inside)), inside.shape)
-    seeds.append((int(r) + r0, int(c)))
+    seeds: list[tuple[int, int]] = []
+    r, c = (int(i) for i in np.unravel_index(int(np.argmax(inside)), inside.shape))
+    seeds.append((r + r0, c))
     earlier = [k for k in _peaks(env[:, c], r0, r + r0) if env[k, c] >= 0.3 * env[r + r0, c]]
     if earlier:
-        seeds.append((earlier[0], int(c)))
+        seeds.append((earlier[0], c))
     strong = inside >= 0.5 * top
     if strong.any():
         rows_first = np.where(strong.any(axis=0), np.argmax(strong, axis=0), n_rows)

@@ -11,7 +11,7 @@ longer than ``max_gap_traces`` traces, and outside the first/last fix, a trace
 has no position (None) rather than an invented one. lon/lat are the inverse
 projection of the interpolated x/y. Fixes below ``min_fix_quality`` are not used.
 
-A live stream with live GNSS (:mod:`edge.gpr.gnss`) uses :class:`LivePositioner`
+A live stream with live GNSS (:mod:`edge.gpr.live.gnss`) uses :class:`LivePositioner`
 instead: each trace's UTC time is looked up in the receiver's track, and the
 along-track distance is the GNSS path length from the line's first trace where
 the trace has a position, else the odometer count ``trace index *
@@ -32,8 +32,8 @@ import numpy as np
 from pyproj import Transformer
 
 from edge.errors import InputError
-from edge.gpr.gnss import GnssTrack
-from edge.gpr.nmea import epoch, parse_sentence
+from edge.gpr.formats.nmea import epoch, parse_sentence
+from edge.gpr.live.gnss import GnssTrack
 from edge.gpr.traces import GpsFix, TraceBlock
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,9 @@ class TrackPositioner:
         self._t = np.array([f.trace for f in keyed], float)
         lon = np.array([f.lon for f in keyed], float)
         lat = np.array([f.lat for f in keyed], float)
-        self._x, self._y = self._to_crs.transform(lon, lat) if keyed else (lon, lat)
-        self._x, self._y = np.asarray(self._x, float), np.asarray(self._y, float)
+        x, y = self._to_crs.transform(lon, lat) if keyed else (lon, lat)
+        self._x: np.ndarray = np.asarray(x, float)
+        self._y: np.ndarray = np.asarray(y, float)
         self._path = np.concatenate(
             [[0.0], np.cumsum(np.hypot(np.diff(self._x), np.diff(self._y)))]
         )
@@ -308,13 +309,13 @@ class LivePositioner:
 
 def _fixes_by_time(fixes: Sequence[GpsFix], trace_times: np.ndarray) -> list[GpsFix]:
     """Attach time-keyed fixes to fractional trace indices by interpolating the trace times."""
-    timed = [f for f in fixes if f.time is not None]
+    timed = [(f, f.time) for f in fixes if f.time is not None]
     if not timed or np.any(np.diff(trace_times) <= 0):
         return []
     idx = np.arange(trace_times.size, dtype=float)
     out = []
-    for f in timed:
-        if trace_times[0] <= f.time <= trace_times[-1]:
-            t = float(np.interp(f.time, trace_times, idx))
-            out.append(GpsFix(t, f.lat, f.lon, f.alt_m, f.time, f.quality))
+    for f, when in timed:
+        if trace_times[0] <= when <= trace_times[-1]:
+            t = float(np.interp(when, trace_times, idx))
+            out.append(GpsFix(t, f.lat, f.lon, f.alt_m, when, f.quality))
     return out

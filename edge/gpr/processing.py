@@ -21,7 +21,7 @@ Time after the ``time_zero`` step: sample k is at ``k * dt_ns`` ns after time ze
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +40,9 @@ from edge.config.gpr import (
 from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: One processing step: ``(n_channels, n_samples, n_traces)`` -> the same shape.
+Step = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class ProcessingChain:
         return x
 
     @staticmethod
-    def _build(cfg: ProcessingStep, g: TraceGeometry):
+    def _build(cfg: ProcessingStep, g: TraceGeometry) -> Step:
         period_ns = 1000.0 / g.antenna_mhz if g.antenna_mhz else None
         if isinstance(cfg, TimeZeroStep):
             shift = round(cfg.sample if cfg.sample is not None else g.time_zero_sample)
@@ -155,7 +158,7 @@ class ProcessingChain:
         raise ConfigError(f"gpr.processing: unknown step {cfg!r}")
 
 
-def _bandpass(cfg: BandpassStep, g: TraceGeometry):
+def _bandpass(cfg: BandpassStep, g: TraceGeometry) -> Step:
     nyquist_mhz = 500.0 / g.dt_ns
     low = cfg.low_mhz or (0.25 * g.antenna_mhz if g.antenna_mhz else None)
     high = cfg.high_mhz or (2.0 * g.antenna_mhz if g.antenna_mhz else None)
@@ -173,8 +176,13 @@ def _bandpass(cfg: BandpassStep, g: TraceGeometry):
         sos = butter(cfg.order, [low, high], btype="bandpass", fs=fs, output="sos")
     elif high:
         sos = butter(cfg.order, high, btype="lowpass", fs=fs, output="sos")
-    else:
+    elif low:
         sos = butter(cfg.order, low, btype="highpass", fs=fs, output="sos")
+    else:
+        raise ConfigError(
+            f"gpr.processing bandpass: high_mhz is at or above 0.95 x Nyquist "
+            f"({nyquist_mhz:.0f} MHz) and there is no low_mhz (antenna unknown): nothing to filter"
+        )
     pad = min(3 * (2 * len(sos) + 1), g.n_samples - 1)
     return lambda x: sosfiltfilt(sos, x, axis=1, padlen=pad).astype(np.float32)
 

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edge.gpr.dedup import Cavity
-from edge.messages import envelope, utc_iso
+from edge.station.messages import envelope, utc_iso
 
 
 def cavity_id(

@@ -1,0 +1,392 @@
+"""Camera capture: one class for video files, network streams, V4L2 devices and
+GStreamer pipelines.
+
+Frames are delivered as :class:`Frame` (uint8 BGR image, timestamp in epoch
+seconds UTC). Timestamps: for a video file, ``start_time`` plus the frame's
+presentation time (``CAP_PROP_POS_MSEC``), so a file replays its own timeline;
+for a live source, the wall clock right after the frame was grabbed.
+
+Threads: a reader thread decodes frames into a small queue that :meth:`Capture.read`
+drains. A file source never drops a frame (the reader waits for the consumer) and
+its end is the end of the stream. A live source drops the oldest queued frame when
+the consumer falls behind (counted), and reconnects with exponential back-off
+(``reconnect_min_s`` doubling up to ``reconnect_max_s``) when it cannot open or the
+stream breaks. A separate watchdog thread recreates a live capture that has been
+stuck inside one OpenCV call (open or grab) for more than ``stall_timeout_s``: it
+starts a fresh reader and abandons the stuck one, which releases its own capture
+when OpenCV returns (a capture is never released from another thread).
+
+Timeouts: OpenCV honours ``CAP_PROP_OPEN_TIMEOUT_MSEC`` / ``CAP_PROP_READ_TIMEOUT_MSEC``
+only when given as parameters at creation (``cv2.VideoCapture(src, api, params)``);
+set afterwards they are ignored and a hung RTSP server blocks for about 30 s. They
+are passed to the FFmpeg backend (files, URLs). V4L2 and GStreamer captures refuse
+unknown parameters, so for them the watchdog is the only timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.beach.geometry.camera import Intrinsics
+from edge.config.cameras import CameraSection, source_kind
+from edge.errors import GeoEdgeError, InputError
+from edge.station.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+_END = object()
+#: Frames queued between the reader thread and the consumer.
+QUEUE_FRAMES = 4
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: ``image`` uint8 BGR (H x W x 3), ``time`` epoch seconds UTC,
+    ``index`` the 0-based count of frames this capture delivered before it."""
+
+    image: np.ndarray
+    time: float
+    index: int
+
+
+@dataclass
+class CaptureStats:
+    """Counters of one capture (all since creation)."""
+
+    frames_read: int = 0
+    reconnects: int = 0
+    stalls: int = 0
+    dropped: int = 0
+    decode_errors: int = 0
+    truncated: bool = False
+    last_frame_time: float | None = None
+
+
+@dataclass
+class _Reader:
+    generation: int
+    busy_since: float | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+
+class _Fatal(Exception):
+    """A problem retrying cannot fix (wrong frame size, unreadable file)."""
+
+    def __init__(self, error: GeoEdgeError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Capture:
+    """Frames from ``source``: a file path, a URL, a V4L2 index (``"0"``) or a GStreamer
+    pipeline (contains ``!``).
+
+    ``expected_size`` is ``(NU, NV)`` (width, height in pixels) from the camera's
+    calibration; the first frame of another size stops the capture with one
+    :class:`InputError` naming both sizes. ``start_time`` (epoch s) anchors a file's
+    timeline (default: now). Timeouts are in seconds (see the module notes).
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str = "camera",
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
+        stall_timeout_s: float = 20.0,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 60.0,
+        expected_size: tuple[int, int] | None = None,
+        size_origin: str = "",
+        start_time: float | None = None,
+    ) -> None:
+        self.source = source
+        self.name = name
+        self.kind = source_kind(source)
+        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.stall_timeout_s = stall_timeout_s
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.expected_size = expected_size
+        self.size_origin = size_origin
+        self.start_time = time.time() if start_time is None else float(start_time)
+        self.stats = CaptureStats()
+        self._api, self._params = self._backend()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._ended = False
+        self._index = 0
+        self._generation = 0
+        self._reader = self._start_reader()
+        self._watchdog: threading.Thread | None = None
+        if self.live:
+            self._watchdog = threading.Thread(
+                target=self._watch, name=f"watchdog-{name}", daemon=True
+            )
+            self._watchdog.start()
+
+    @classmethod
+    def from_camera(cls, camera: CameraSection, *, start_time: float | None = None) -> Capture:
+        """A capture for a configured camera, checking frames against its intrinsics."""
+        intr = Intrinsics.from_json(camera.intrinsics)
+        return cls(
+            camera.source,
+            name=camera.name,
+            open_timeout_s=camera.open_timeout_s,
+            read_timeout_s=camera.read_timeout_s,
+            stall_timeout_s=camera.stall_timeout_s,
+            reconnect_min_s=camera.reconnect_min_s,
+            reconnect_max_s=camera.reconnect_max_s,
+            expected_size=(intr.NU, intr.NV),
+            size_origin=f"NU x NV in {camera.intrinsics}",
+            start_time=start_time,
+        )
+
+    @property
+    def live(self) -> bool:
+        """True for streams and devices (reconnect, watchdog); False for a video file."""
+        return self.kind != "file"
+
+    @property
+    def ended(self) -> bool:
+        """True once a file source delivered its last frame, or a fatal error was raised."""
+        return self._ended
+
+    def read(self, timeout_s: float) -> Frame | None:
+        """The next frame, or None when none arrives within ``timeout_s`` or the stream ended.
+
+        Raises :class:`InputError` once for a fatal problem (file not readable, frame
+        size differs from the calibration); the capture has then ended.
+        """
+        if self._ended:
+            return None
+        try:
+            item = self._queue.get(timeout=max(timeout_s, 0.0))
+        except queue.Empty:
+            return None
+        if item is _END:
+            self._ended = True
+            return None
+        if isinstance(item, GeoEdgeError):
+            self._ended = True
+            raise item
+        assert isinstance(item, Frame)
+        return item
+
+    def close(self) -> None:
+        """Stop the threads and release the capture (a stuck reader is left to exit alone)."""
+        self._closing.set()
+        for thread in (self._reader.thread, self._watchdog):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=2.0)
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reader ---------------------------------------------------------------------------
+
+    def _backend(self) -> tuple[int, list[int]]:
+        if self.kind == "file" and not Path(self.source).is_file():
+            raise InputError(f"{self.source}: video file not found")
+        if self.kind == "gstreamer":
+            if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
+                raise InputError(
+                    f"{self.name}: source is a GStreamer pipeline but this OpenCV "
+                    f"{cv2.__version__} has no GStreamer backend (install an OpenCV "
+                    "built with GStreamer, e.g. JetPack's)"
+                )
+            return cv2.CAP_GSTREAMER, []
+        if self.kind == "device":
+            return cv2.CAP_V4L2, []
+        timeouts = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            round(self.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            round(self.read_timeout_s * 1000),
+        ]
+        return cv2.CAP_FFMPEG, timeouts
+
+    def _start_reader(self) -> _Reader:
+        with self._lock:
+            self._generation += 1
+            reader = _Reader(self._generation)
+            reader.thread = threading.Thread(
+                target=self._read_loop,
+                args=(reader,),
+                name=f"capture-{self.name}-{reader.generation}",
+                daemon=True,
+            )
+            self._reader = reader
+        reader.thread.start()
+        return reader
+
+    def _current(self, reader: _Reader) -> bool:
+        return not self._closing.is_set() and reader.generation == self._generation
+
+    def _read_loop(self, reader: _Reader) -> None:
+        backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
+        try:
+            while self._current(reader):
+                cap = self._open(reader)
+                delivered = 0
+                if cap is not None:
+                    try:
+                        delivered = self._pump(reader, cap)
+                    finally:
+                        cap.release()
+                if not self.live or not self._current(reader):
+                    return
+                if delivered:
+                    backoff.succeeded()
+                delay = backoff.failed()
+                what = "cannot open the stream" if cap is None else "stream lost"
+                log.warning(
+                    "%s: %s (%s); reconnecting in %.1f s", self.name, what, self.source, delay
+                )
+                if self._closing.wait(delay):
+                    return
+                with self._lock:
+                    self.stats.reconnects += 1
+        except _Fatal as fatal:
+            self._put_always(reader, fatal.error)
+
+    def _open(self, reader: _Reader) -> cv2.VideoCapture | None:
+        source: str | int = int(self.source) if self.kind == "device" else self.source
+        reader.busy_since = time.monotonic()
+        try:
+            cap = cv2.VideoCapture(source, self._api, self._params)
+        finally:
+            reader.busy_since = None
+        if cap.isOpened():
+            return cap
+        cap.release()
+        if not self.live:
+            raise _Fatal(
+                InputError(
+                    f"{self.source}: cannot open the video (not a video file, truncated "
+                    "header, or a codec this OpenCV lacks)"
+                )
+            )
+        return None
+
+    def _pump(self, reader: _Reader, cap: cv2.VideoCapture) -> int:
+        """Grab frames until the stream ends or breaks; return how many were delivered."""
+        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not self.live else 0
+        grabbed = delivered = 0
+        while self._current(reader):
+            reader.busy_since = time.monotonic()
+            try:
+                ok = cap.grab()
+                wall = time.time()
+                pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC) if ok and not self.live else 0.0
+            finally:
+                reader.busy_since = None
+            if not ok:
+                break
+            grabbed += 1
+            ok, image = cap.retrieve()
+            if not ok or image is None:
+                with self._lock:
+                    self.stats.decode_errors += 1
+                    first = self.stats.decode_errors == 1
+                if first:
+                    log.warning(
+                        "%s: frame %d of %s cannot be decoded", self.name, grabbed, self.source
+                    )
+                continue
+            self._check_size(image)
+            stamp = self.start_time + pos_ms / 1000.0 if not self.live else wall
+            with self._lock:
+                frame = Frame(image, stamp, self._index)
+                self._index += 1
+                self.stats.frames_read += 1
+                self.stats.last_frame_time = stamp
+            self._deliver(reader, frame)
+            delivered += 1
+        if not self.live and self._current(reader):
+            if claimed > 0 and grabbed < 0.99 * claimed - 1:
+                self.stats.truncated = True
+                log.warning(
+                    "%s: video ends after %d of the %d frames its header announces "
+                    "(truncated or corrupt); keeping the %d frames read",
+                    self.source,
+                    grabbed,
+                    claimed,
+                    delivered,
+                )
+            self._put_always(reader, _END)
+        return delivered
+
+    def _check_size(self, image: np.ndarray) -> None:
+        if self.expected_size is None:
+            return
+        height, width = image.shape[:2]
+        if (width, height) != tuple(self.expected_size):
+            nu, nv = self.expected_size
+            raise _Fatal(
+                InputError(
+                    f"{self.name}: frame size {width}x{height} from {self.source} does not "
+                    f"match the calibration {nu}x{nv}"
+                    + (f" ({self.size_origin})" if self.size_origin else "")
+                )
+            )
+
+    def _deliver(self, reader: _Reader, frame: Frame) -> None:
+        if not self.live:
+            self._put_always(reader, frame)
+            return
+        while self._current(reader):
+            try:
+                self._queue.put_nowait(frame)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    with self._lock:
+                        self.stats.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _put_always(self, reader: _Reader, item: object) -> None:
+        """Block until the consumer takes ``item`` (file sources, end and error markers)."""
+        while self._current(reader):
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # -- watchdog -------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        period = min(1.0, self.stall_timeout_s / 4.0)
+        while not self._closing.wait(period):
+            busy = self._reader.busy_since
+            if busy is None or time.monotonic() - busy <= self.stall_timeout_s:
+                continue
+            log.warning(
+                "%s: no frame for %.1f s (capture stuck in OpenCV, %s); recreating the capture",
+                self.name,
+                time.monotonic() - busy,
+                self.source,
+            )
+            with self._lock:
+                self.stats.stalls += 1
+                self.stats.reconnects += 1
+            self._start_reader()

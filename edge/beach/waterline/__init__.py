@@ -1,0 +1,1 @@
+"""Sea/land segmentation, waterline extraction in world coordinates, transects, overlays."""

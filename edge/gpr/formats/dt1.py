@@ -1,0 +1,128 @@
+"""Sensors & Software pulseEKKO / Noggin DT1 files with their HD header.
+
+The HD file is text, ``KEY = value`` lines (NUMBER OF TRACES, NUMBER OF PTS/TRC,
+TIMEZERO AT POINT (1-based), TOTAL TIME WINDOW (ns), STEP SIZE USED, POSITION
+UNITS, NOMINAL FREQUENCY (MHz)). The DT1 file is a sequence of traces, each a
+128-byte header then the samples. The trace header is 25 little-endian floats
+(GPS x/y/z as doubles) and a 28-byte comment; the ones used here: 0 trace
+number, 4 position (in POSITION UNITS), 8 number of points, 20 bytes per point
+(2 = int16, 4 = float32), 24 time window (ns).
+
+Positions are converted to metres: ``ft`` (XLINE00 uses a 2 ft step) x 0.3048.
+``dt = time window / points``. A truncated DT1 gives a warning and its complete
+traces (fixed-size records); a missing or inconsistent HD raises InputError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import InputError
+from edge.gpr.traces import TraceBlock, read_key_values, sibling_file
+
+log = logging.getLogger(__name__)
+
+TRACE_HEADER_BYTES = 128
+#: Float index of the trace header's time of day (s past midnight; byte 92).
+TIME_OF_DAY = 23
+_UNITS_TO_M = {"m": 1.0, "metres": 1.0, "meters": 1.0, "ft": 0.3048, "feet": 0.3048, "cm": 0.01}
+
+
+def survey_date(hd_path: Path) -> dt.date | None:
+    """The survey date an HD file states on a line of its own (``YYYY-MM-DD``), else None."""
+    try:
+        text = hd_path.read_text(encoding="latin-1")
+    except OSError:
+        return None
+    for line in text.splitlines()[:5]:
+        try:
+            return dt.date.fromisoformat(line.strip())
+        except ValueError:
+            continue
+    return None
+
+
+def time_of_day_s(headers: np.ndarray) -> np.ndarray:
+    """Seconds past midnight of each trace, from ``(n, 128)`` uint8 trace headers (float 23,
+    taken as UTC); past a midnight within the block, the count goes on past 86400."""
+    tod = np.ascontiguousarray(headers).view("<f4")[:, TIME_OF_DAY].astype(float)
+    return tod + 86400.0 * np.cumsum(np.r_[0.0, np.diff(tod) < -43200.0])
+
+
+def read_hd(path: Path) -> dict[str, str]:
+    """``KEY = value`` pairs of an HD file (keys upper-case, values stripped)."""
+    return read_key_values(path, "=", "HD")
+
+
+def _number(hd: dict[str, str], key: str, path: Path) -> float:
+    try:
+        return float(hd[key].split()[0])
+    except (KeyError, IndexError, ValueError):
+        raise InputError(f"{path}: HD key '{key}' missing or not a number") from None
+
+
+def read_dt1(path: str | Path) -> TraceBlock:
+    """A DT1 + HD pair as one single-channel :class:`TraceBlock`."""
+    path = Path(path)
+    hd_path = sibling_file(path, ".hd")
+    if hd_path is None:
+        raise InputError(f"{path}: no HD header next to it (expected {path.with_suffix('.HD')})")
+    hd = read_hd(hd_path)
+    n_points = int(_number(hd, "NUMBER OF PTS/TRC", hd_path))
+    window_ns = _number(hd, "TOTAL TIME WINDOW", hd_path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) < TRACE_HEADER_BYTES:
+        raise InputError(f"{path}: no complete trace ({len(data)} bytes)")
+    first = np.frombuffer(data, dtype="<f4", count=8)
+    bytes_per_point = int(first[5]) if int(first[5]) in (2, 4) else 2
+    if int(first[2]) not in (0, n_points):
+        raise InputError(
+            f"{path}: trace header says {int(first[2])} points, HD says {n_points} (expected equal)"
+        )
+    record = TRACE_HEADER_BYTES + n_points * bytes_per_point
+    n = len(data) // record
+    declared = int(_number(hd, "NUMBER OF TRACES", hd_path)) if "NUMBER OF TRACES" in hd else n
+    if n == 0:
+        raise InputError(f"{path}: no complete trace of {record} bytes")
+    if len(data) % record or n < declared:
+        log.warning(
+            "%s: truncated: %d complete traces read (HD declares %d), %d trailing bytes ignored",
+            path,
+            n,
+            declared,
+            len(data) % record,
+        )
+    n = min(n, declared) if declared > 0 else n
+    records = np.frombuffer(data, dtype=np.uint8, count=n * record).reshape(n, record)
+    headers = records[:, :TRACE_HEADER_BYTES].copy().view("<f4")
+    word = "<i2" if bytes_per_point == 2 else "<f4"
+    samples = records[:, TRACE_HEADER_BYTES:].copy().view(word).astype(np.float32).T
+    unit = hd.get("POSITION UNITS", "m").strip().lower()
+    if unit not in _UNITS_TO_M:
+        raise InputError(f"{hd_path}: POSITION UNITS {unit!r} unknown (expected m, ft or cm)")
+    to_m = _UNITS_TO_M[unit]
+    positions = headers[:, 1].astype(float) * to_m
+    step = float(hd["STEP SIZE USED"].split()[0]) * to_m if "STEP SIZE USED" in hd else None
+    t0 = float(hd["TIMEZERO AT POINT"].split()[0]) - 1.0 if "TIMEZERO AT POINT" in hd else 0.0
+    freq = float(hd["NOMINAL FREQUENCY"].split()[0]) if "NOMINAL FREQUENCY" in hd else None
+    header: dict[str, str | float] = {k.lower(): v for k, v in hd.items()}
+    header.update({"bytes_per_point": bytes_per_point, "position_unit_to_m": to_m})
+    return TraceBlock(
+        samples=samples[np.newaxis],
+        dt_ns=window_ns / n_points,
+        time_zero_sample=max(t0, 0.0),
+        distance_m=positions - positions[0],
+        trace_spacing_m=step,
+        antenna_mhz=freq,
+        bits=8 * bytes_per_point,
+        format="dt1",
+        source=str(path),
+        header=header,
+    )

@@ -1,0 +1,1 @@
+"""Live GPR input: trace-stream sources, framing, GNSS, replay."""

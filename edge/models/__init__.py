@@ -1,0 +1,2 @@
+"""Model runtime (ONNX Runtime / TensorRT) and model manifests; the shipped models live beside
+this file."""

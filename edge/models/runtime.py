@@ -1,0 +1,269 @@
+"""On-device model runtime: ONNX Runtime sessions on verified models.
+
+A model is an ``.onnx`` file with its manifest beside it (:mod:`edge.models.manifest`);
+:class:`OnnxModel` refuses a file whose sha256 differs from the manifest.
+Execution providers are tried in the configured order (TensorRT EP, CUDA EP, CPU);
+a provider this ONNX Runtime build lacks is skipped with one log line.
+
+Precision variants of a model sit side by side: ``unet.onnx`` (FP32),
+``unet.int8.onnx``, ``unet.fp16.onnx``, each with its own manifest.
+:func:`resolve_model` picks one; ``"auto"`` takes the fastest variant whose
+accuracy gate passed on this kind of device, else FP32.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edge.errors import InputError, ModelError
+from edge.models.manifest import PRECISIONS, Manifest, load_manifest
+from edge.station.sd_notify import Notifier, extending_timeout
+
+log = logging.getLogger(__name__)
+
+#: Where the shipped default models live: ``edge/models/<kind>[.int8|.fp16].onnx``.
+MODELS_DIR = Path(__file__).parent
+#: Model kinds shipped with the package.
+KINDS = ("unet", "detector")
+DEFAULT_PROVIDERS = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CPUExecutionProvider",
+)
+GPU_PROVIDERS = frozenset({"TensorrtExecutionProvider", "CUDAExecutionProvider"})
+
+
+def trt_cache_dir() -> Path:
+    """TensorRT engine cache: ``$GEOEDGE_TRT_CACHE`` or ``~/.cache/geoedge/tensorrt``."""
+    env = os.environ.get("GEOEDGE_TRT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "geoedge" / "tensorrt"
+
+
+def available_providers(wanted: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """The providers of ``wanted`` (in that order) that this ONNX Runtime build has.
+
+    Each missing one is logged once; an unknown name is a :class:`ModelError`.
+    """
+    wanted = list(wanted or DEFAULT_PROVIDERS)
+    have = set(ort.get_available_providers())
+    known = set(ort.get_all_providers())
+    chosen = []
+    for name in wanted:
+        if name not in known:
+            raise ModelError(f"unknown ONNX Runtime provider {name!r} (known: {sorted(known)})")
+        if name in have:
+            chosen.append(name)
+        else:
+            log.info("provider %s is not available in this ONNX Runtime build: skipped", name)
+    if not chosen:
+        raise ModelError(f"none of the providers {wanted} is available (have {sorted(have)})")
+    return chosen
+
+
+def device_kind(providers: list[str] | tuple[str, ...] | None = None) -> str:
+    """``"gpu"`` when a GPU provider among ``providers`` is available here, else ``"cpu"``."""
+    have = set(ort.get_available_providers())
+    wanted = set(providers or DEFAULT_PROVIDERS)
+    return "gpu" if have & wanted & GPU_PROVIDERS else "cpu"
+
+
+def trt_engine_dir(model_path: Path, manifest: Manifest) -> Path:
+    """This model file's TensorRT engines: ``<trt_cache_dir>/<file name>-<sha256[:16]>``.
+
+    One directory per model file, so that an empty one means its engine is still to be
+    built and a replaced model never finds an engine built from the old one.
+    """
+    return trt_cache_dir() / f"{model_path.name}-{manifest.sha256[:16]}"
+
+
+#: How often the TensorRT engine build asks systemd for more time, s.
+TRT_BUILD_EXTEND_STEP_S = 30.0
+
+
+def trt_engine_build(
+    providers: list[str], engine_dir: Path, model_name: str | None = None
+) -> AbstractContextManager[None]:
+    """A block that may build a TensorRT engine: keeps systemd's start timeout and watchdog
+    extended (``EXTEND_TIMEOUT_USEC`` every 30 s) while the TensorRT EP is among
+    ``providers`` and ``engine_dir`` holds no engine yet; otherwise does nothing.
+    With ``model_name``, says in one log line that the build is starting.
+    """
+    if "TensorrtExecutionProvider" not in providers or any(engine_dir.glob("*.engine")):
+        return nullcontext()
+    if model_name:
+        log.info(
+            "building the TensorRT engine for %s; this takes minutes on first start", model_name
+        )
+    return extending_timeout(Notifier.from_environment(), TRT_BUILD_EXTEND_STEP_S)
+
+
+def _provider_entry(
+    name: str, manifest: Manifest, engine_dir: Path
+) -> str | tuple[str, dict[str, object]]:
+    if name != "TensorrtExecutionProvider":
+        return name
+    engine_dir.mkdir(parents=True, exist_ok=True)
+    return (
+        name,
+        {
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(engine_dir),
+            "trt_fp16_enable": manifest.precision == "fp16",
+        },
+    )
+
+
+class OnnxModel:
+    """A verified model in an ONNX Runtime session.
+
+    ``providers`` lists execution providers in order of preference (default TensorRT,
+    CUDA, CPU); ``threads`` is the intra-op thread count. ``.providers`` holds the
+    providers the session actually uses.
+    """
+
+    def __init__(
+        self,
+        model_path: Path | str,
+        providers: list[str] | None = None,
+        threads: int = 2,
+    ) -> None:
+        self.path = Path(model_path)
+        self.manifest = load_manifest(self.path)
+        chosen = available_providers(providers)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        engine_dir = trt_engine_dir(self.path, self.manifest)
+        try:
+            with trt_engine_build(chosen, engine_dir, self.path.name):
+                self._session = ort.InferenceSession(
+                    str(self.path),
+                    sess_options=options,
+                    providers=[_provider_entry(p, self.manifest, engine_dir) for p in chosen],
+                )
+        except Exception as exc:  # ORT raises its own exception types per failure
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load model {self.path}: {first}") from None
+        self.providers: list[str] = self._session.get_providers()
+        # With a dynamic input shape the TensorRT EP builds its engine at the first run.
+        self._first_run_engine_dir = (
+            engine_dir if "TensorrtExecutionProvider" in self.providers else None
+        )
+        self.input_name = self._session.get_inputs()[0].name
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        if self.input_name != self.manifest.input_name:
+            raise ModelError(
+                f"model {self.path} input {self.input_name!r} differs from its manifest "
+                f"({self.manifest.input_name!r})"
+            )
+        log.info(
+            "model %s (%s, %s) on %s",
+            self.path.name,
+            self.manifest.task,
+            self.manifest.precision,
+            ", ".join(self.providers),
+        )
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Model input (height, width) in pixels."""
+        h, w = self.manifest.input_shape[-2:]
+        return int(h or 0), int(w or 0)
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run a float32 ``N x C x H x W`` batch, already normalised; returns all outputs."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        expected = self.manifest.input_shape
+        if x.ndim != len(expected) or any(
+            e is not None and e != s for e, s in zip(expected, x.shape, strict=True)
+        ):
+            raise InputError(
+                f"model {self.path.name} expects input shape {expected} (None = any), "
+                f"got {list(x.shape)}"
+            )
+        if self._first_run_engine_dir is None:
+            return self._session.run(None, {self.input_name: x})
+        with trt_engine_build(self.providers, self._first_run_engine_dir):
+            outputs = self._session.run(None, {self.input_name: x})
+        self._first_run_engine_dir = None
+        return outputs
+
+
+def variant_path(base: Path, precision: str) -> Path:
+    """``dir/unet.onnx`` -> ``dir/unet.int8.onnx`` (FP32 is the base itself)."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r} (expected one of {list(PRECISIONS)})")
+    if precision == "fp32":
+        return base
+    return base.with_name(f"{base.name[: -len('.onnx')]}.{precision}.onnx")
+
+
+def _base_path(spec: str | Path, kind: str) -> Path:
+    if spec == "default":
+        if kind not in KINDS:
+            raise ModelError(f"unknown model kind {kind!r} (expected one of {list(KINDS)})")
+        return MODELS_DIR / f"{kind}.onnx"
+    path = Path(spec).expanduser()
+    if path.suffix != ".onnx":
+        raise ModelError(f"model {spec!r} is neither 'default' nor a path to an .onnx file")
+    return path
+
+
+def resolve_model(
+    spec: str | Path,
+    kind: str,
+    precision: str = "auto",
+    providers: list[str] | None = None,
+) -> Path:
+    """The model file for ``spec`` (``"default"`` or a path to the FP32 ``.onnx``).
+
+    ``precision`` ``"fp32"``/``"int8"``/``"fp16"`` names the variant; ``"auto"`` chooses,
+    among the variants present, the one with the largest measured speed-up over FP32
+    whose accuracy gate passed on this kind of device (``"cpu"`` or ``"gpu"``, from
+    ``providers``); FP32 when none qualifies. A path that already names a variant
+    (``x.int8.onnx``) is used as given. Raises :class:`ModelError` when the file is absent.
+    """
+    base = _base_path(spec, kind)
+    named = base.name.split(".")
+    if len(named) > 2 and named[-2] in PRECISIONS:
+        chosen = base
+    elif precision == "auto":
+        chosen = _fastest_passing(base, device_kind(providers))
+    else:
+        chosen = variant_path(base, precision)
+    if not chosen.is_file():
+        hint = " (the shipped models are built by 'geoedge export')" if spec == "default" else ""
+        raise ModelError(f"{kind} model not found: {chosen}{hint}")
+    return chosen
+
+
+def _fastest_passing(base: Path, device: str) -> Path:
+    best, best_speedup = base, 1.0
+    for precision in PRECISIONS[1:]:
+        path = variant_path(base, precision)
+        if not path.is_file():
+            continue
+        try:
+            manifest = load_manifest(path)
+        except ModelError as exc:
+            log.warning("skipping %s: %s", path.name, exc)
+            continue
+        gate = manifest.accuracy_gate
+        if gate is None or not gate.passed or gate.device != device:
+            log.info("skipping %s: no passed accuracy gate on %s", path.name, device)
+            continue
+        speedup = gate.speedup
+        if speedup is not None and speedup > best_speedup:
+            best, best_speedup = path, speedup
+    if best != base:
+        log.info(
+            "auto precision: %s (%.2fx faster than FP32 on %s)", best.name, best_speedup, device
+        )
+    return best

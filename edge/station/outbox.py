@@ -1,0 +1,385 @@
+"""Disk-backed outbox: every MQTT message is stored here before it is sent.
+
+The outbox is one SQLite file in WAL mode. A message is written in its own
+transaction with ``synchronous=FULL``, so when :meth:`Outbox.put` returns the
+message is on disk and survives a process crash (SIGKILL) *and* a power cut.
+(``synchronous=NORMAL`` with WAL would survive a crash but may lose the last
+transactions on power loss; field units lose power, so FULL.) The publisher reads
+messages in insertion order (:meth:`Outbox.pending`) and deletes a message only
+when the broker has acknowledged it (:meth:`Outbox.ack`, PUBACK for QoS 1).
+
+Bounds and drop policy: the outbox holds at most ``max_messages`` messages and
+``max_bytes`` bytes (topic + payload). A ``put`` that would exceed either bound
+first drops the oldest ``stats`` messages (topic ending in ``/stats``: health
+snapshots, superseded by the next one), then the oldest messages of any kind, until
+the new message fits. Every dropped message is logged and counted in a persistent
+counter (:meth:`Outbox.dropped`) that the ``stats`` message reports. A single
+message larger than ``max_bytes`` is refused with :class:`~edge.errors.GeoEdgeError`.
+
+Idempotency: a message may carry a ``key`` (the daemon uses ``<topic>|<message
+id>``; result ids are deterministic, see :func:`edge.station.messages.message_id`). A put
+whose key is already stored, or was delivered within the last ``remember_s``
+seconds, stores nothing and returns None: a result recomputed after a restart
+(the same collection, the same GPR line replayed) is not published twice. Keys of
+acknowledged messages are remembered in the ``delivered`` table for
+``remember_s`` (default 7 days), pruned on open and every 1,000 acks.
+
+``oldest_age_s()`` tells how long the oldest stored message has waited (s), from
+its ``created`` time (epoch seconds UTC when it was put).
+
+A full disk or any other SQLite failure on ``put`` gives one error log line and a
+:class:`~edge.errors.GeoEdgeError`; the message is then *not* stored and the caller
+knows it (never a silent loss).
+
+Thread-safety: one connection guarded by a lock; any thread may call any method.
+One process owns an outbox at a time (an advisory ``flock`` on ``<path>.lock``
+refuses a second owner); the lock dies with the process, even on SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import GeoEdgeError
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    is_stats INTEGER NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_stats ON messages (is_stats, id);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('dropped', 0);
+INSERT OR IGNORE INTO counters VALUES ('duplicates', 0);
+CREATE TABLE IF NOT EXISTS delivered (key TEXT PRIMARY KEY, time REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS delivered_time ON delivered (time);
+"""
+#: Columns added after the first release; an older outbox file is migrated on open.
+_ADDED_COLUMNS = {"key": "TEXT", "created": "REAL"}
+#: Acks between two prunes of the delivered-key table.
+_PRUNE_EVERY = 1000
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One stored message; ``id`` increases with insertion order and is never reused."""
+
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+def _is_stats(topic: str) -> bool:
+    return topic.rsplit("/", 1)[-1] == "stats"
+
+
+class Outbox:
+    """A bounded, durable FIFO of MQTT messages in ``path`` (SQLite, WAL)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        max_messages: int = 100_000,
+        max_bytes: int = 512 * 1024 * 1024,
+        remember_s: float = 7 * 86400.0,
+    ) -> None:
+        if max_messages <= 0 or max_bytes <= 0:
+            raise ValueError("max_messages and max_bytes must be positive")
+        self.path = Path(path)
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.remember_s = remember_s
+        self._acks_since_prune = 0
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[], None]] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise GeoEdgeError(f"outbox {self.path}: cannot create ({exc.strerror})") from None
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock_fd)
+            raise GeoEdgeError(f"outbox {self.path} is in use by another process") from None
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode={mode})")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._migrate()
+            self._prune_delivered()
+            count, size = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM messages"
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            os.close(self._lock_fd)
+            raise GeoEdgeError(f"outbox {self.path}: cannot open ({exc})") from None
+        self._count = int(count)
+        self._bytes = int(size)
+
+    def __repr__(self) -> str:
+        return f"Outbox({str(self.path)!r}, depth={self._count}, bytes={self._bytes})"
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from the putting thread) after every successful put."""
+        self._listeners.append(callback)
+
+    def _migrate(self) -> None:
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
+        self._db.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages (key) WHERE key IS NOT NULL"
+        )
+
+    def _prune_delivered(self) -> None:
+        self._db.execute("DELETE FROM delivered WHERE time < ?", (time.time() - self.remember_s,))
+
+    def put(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int = 1,
+        retain: bool = False,
+        key: str | None = None,
+    ) -> int | None:
+        """Store a message durably and return its id (increasing, never reused).
+
+        With ``key``: None, and nothing stored, when a message with that key is
+        already stored or was delivered within ``remember_s`` (counted in
+        :meth:`duplicates`). Raises GeoEdgeError when the message cannot be stored
+        (disk full, message larger than ``max_bytes``); nothing is stored then.
+        """
+        body = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
+        if not topic or "+" in topic or "#" in topic:
+            raise ValueError(f"not a topic to publish to: {topic!r}")
+        size = len(topic.encode("utf-8")) + len(body)
+        if size > self.max_bytes:
+            raise GeoEdgeError(
+                f"outbox {self.path}: a {size}-byte message on {topic} exceeds "
+                f"outbox.max_bytes = {self.max_bytes}"
+            )
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                if key is not None and self._known(key):
+                    self._db.execute(
+                        "UPDATE counters SET value = value + 1 WHERE name = 'duplicates'"
+                    )
+                    self._db.execute("COMMIT")
+                    log.info("outbox %s: %s already queued or sent, not stored", self.path, key)
+                    return None
+                dropped = self._make_room(size)
+                msg_id = self._db.execute(
+                    "INSERT INTO messages (topic, payload, qos, retain, is_stats, size, key, "
+                    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (topic, body, qos, int(retain), int(_is_stats(topic)), size, key, time.time()),
+                ).lastrowid
+                if msg_id is None:  # sqlite3 sets it after every INSERT; rolled back below
+                    raise sqlite3.DatabaseError("INSERT gave no row id")
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                self._count, self._bytes = self._recount()
+                log.error("outbox %s: message on %s NOT stored: %s", self.path, topic, exc)
+                raise GeoEdgeError(
+                    f"outbox {self.path}: cannot store message on {topic} ({exc})"
+                ) from None
+            self._count += 1 - dropped[0]
+            self._bytes += size - dropped[1]
+        if dropped[0]:
+            log.warning(
+                "outbox %s full (max_messages=%d, max_bytes=%d): dropped %d oldest message(s), "
+                "%d dropped in total",
+                self.path,
+                self.max_messages,
+                self.max_bytes,
+                dropped[0],
+                self.dropped(),
+            )
+        for callback in self._listeners:
+            callback()
+        return msg_id
+
+    def _known(self, key: str) -> bool:
+        for table in ("messages", "delivered"):
+            if self._db.execute(f"SELECT 1 FROM {table} WHERE key = ?", (key,)).fetchone():
+                return True
+        return False
+
+    def _make_room(self, size: int) -> tuple[int, int]:
+        """Delete oldest stats, then oldest of any kind, until ``size`` more bytes fit.
+
+        Runs inside the put transaction; returns (messages dropped, bytes freed).
+        """
+        excess_count = self._count + 1 - self.max_messages
+        excess_bytes = self._bytes + size - self.max_bytes
+        if excess_count <= 0 and excess_bytes <= 0:
+            return 0, 0
+        victims: list[int] = []
+        freed = 0
+        for query in (
+            "SELECT id, size FROM messages WHERE is_stats = 1 ORDER BY id",
+            "SELECT id, size FROM messages WHERE is_stats = 0 ORDER BY id",
+        ):
+            for msg_id, msg_size in self._db.execute(query):
+                if len(victims) >= excess_count and freed >= excess_bytes:
+                    break
+                victims.append(msg_id)
+                freed += msg_size
+        self._db.executemany("DELETE FROM messages WHERE id = ?", ((i,) for i in victims))
+        self._db.execute(
+            "UPDATE counters SET value = value + ? WHERE name = 'dropped'", (len(victims),)
+        )
+        return len(victims), freed
+
+    def pending(self, after_id: int = 0, limit: int = 100) -> list[OutboxMessage]:
+        """Up to ``limit`` stored messages with id > ``after_id``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, qos, retain FROM messages WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        return [OutboxMessage(i, t, bytes(p), q, bool(r)) for i, t, p, q, r in rows]
+
+    def ack(self, ids: Iterable[int]) -> None:
+        """Delete acknowledged messages (one transaction); unknown ids are ignored."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                freed = 0
+                deleted = 0
+                now = time.time()
+                for msg_id in ids:
+                    row = self._db.execute(
+                        "DELETE FROM messages WHERE id = ? RETURNING size, key", (msg_id,)
+                    ).fetchone()
+                    if row is not None:
+                        deleted += 1
+                        freed += row[0]
+                        if row[1] is not None:
+                            self._db.execute(
+                                "INSERT OR REPLACE INTO delivered VALUES (?, ?)", (row[1], now)
+                            )
+                self._acks_since_prune += deleted
+                if self._acks_since_prune >= _PRUNE_EVERY:
+                    self._prune_delivered()
+                    self._acks_since_prune = 0
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # The messages stay stored and are sent again: a duplicate, never a loss.
+                self._rollback()
+                log.error("outbox %s: cannot delete acknowledged messages: %s", self.path, exc)
+                return
+            self._count -= deleted
+            self._bytes -= freed
+
+    def depth(self) -> int:
+        """Number of stored (unacknowledged) messages."""
+        with self._lock:
+            return self._count
+
+    def size_bytes(self) -> int:
+        """Bytes held (topics + payloads)."""
+        with self._lock:
+            return self._bytes
+
+    def dropped(self) -> int:
+        """Messages dropped by the size policy since the outbox file was created."""
+        return self._counter("dropped")
+
+    def duplicates(self) -> int:
+        """Puts refused as already queued or delivered (same key), since creation."""
+        return self._counter("duplicates")
+
+    def oldest_age_s(self) -> float | None:
+        """Seconds the oldest stored message has waited; None when the outbox is empty."""
+        with self._lock:
+            (created,) = self._db.execute("SELECT min(created) FROM messages").fetchone()
+            if created is None:
+                return None if self._count == 0 else 0.0
+        return max(0.0, time.time() - created)
+
+    @staticmethod
+    def in_use(path: str | Path) -> bool:
+        """True while a process owns the outbox at ``path`` (a running daemon)."""
+        try:
+            fd = os.open(f"{path}.lock", os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    @staticmethod
+    def peek(path: str | Path) -> dict[str, float | int | None]:
+        """Depth, bytes and oldest age (s) of an outbox file, read-only, without owning it."""
+        uri = f"file:{Path(path).absolute()}?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as db:
+                count, size, created = db.execute(
+                    "SELECT count(*), coalesce(sum(size), 0), min(created) FROM messages"
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise GeoEdgeError(f"outbox {path}: cannot read ({exc})") from None
+        age = None if created is None else round(max(0.0, time.time() - created), 1)
+        return {"queue_depth": count, "queue_bytes": size, "oldest_queued_s": age}
+
+    def _counter(self, name: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        """Close the database and release the owner lock."""
+        with self._lock:
+            self._db.close()
+            os.close(self._lock_fd)
+
+    def _rollback(self) -> None:
+        # No transaction open means the failing statement already rolled back.
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+
+    def _recount(self) -> tuple[int, int]:
+        try:
+            count, size = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM messages"
+            ).fetchone()
+        except sqlite3.Error:
+            return self._count, self._bytes
+        return int(count), int(size)

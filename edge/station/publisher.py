@@ -1,0 +1,388 @@
+"""The MQTT link: one paho-mqtt v2 client that drains the outbox to the broker.
+
+:class:`Publisher` owns the only MQTT client of the process. It
+
+- connects (MQTT 3.1.1 or 5, optional TLS, username + password read from
+  ``mqtt.password_file``; the password is never logged nor kept on the object),
+- publishes the retained ``geoedge/<station>/status`` ``{"state": "online"}`` on
+  every connect and registers the retained last will ``{"state": "offline"}``,
+- sends outbox messages in insertion order, at most ``mqtt.max_inflight`` not yet
+  acknowledged, and deletes each from the outbox only on its PUBACK,
+- reconnects with exponential back-off (``reconnect_min_s`` .. ``reconnect_max_s``)
+  while the outbox keeps queueing, and re-subscribes the input topics.
+
+Delivery guarantee (QoS 1, at least once): a message leaves the outbox only after
+the broker acknowledged it. In-flight messages that are unacknowledged when the
+connection drops are re-sent by the client after the reconnect (same packet id,
+DUP flag) *before* any newer message, so order holds. A duplicate reaches
+subscribers only when the broker received a message whose PUBACK was then lost:
+a connection that dropped with messages in flight, or a process crash (after a
+restart the outbox re-sends everything it still holds, from the oldest). With no
+message in flight at the outage, as in normal operation, nothing is duplicated.
+
+Threads: paho's network thread runs the callbacks; a ``publisher-drain`` thread
+reads the outbox, publishes, and deletes acknowledged messages, so no SQLite write
+ever blocks the network loop and no lock is held across the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge import __version__
+from edge.config.mqtt import MqttSection
+from edge.errors import ConfigError, InputError
+from edge.station.inputs import MAX_PAYLOAD_BYTES, RejectedInputs
+from edge.station.messages import envelope, topic
+from edge.station.outbox import Outbox
+from edge.station.site import InputCallback
+
+log = logging.getLogger(__name__)
+
+#: ``callback(topic, payload)`` for an input topic; ``payload`` is the decoded JSON.
+
+#: Seconds to wait for the retained offline status to be acknowledged at shutdown.
+_OFFLINE_ACK_S = 2.0
+
+
+def check_secret_file(path: Path, key: str) -> None:
+    """Refuse a secret (password, private key) that other users could read or change.
+
+    Allowed: owner read/write and group read (``0600``, ``0640``: the install
+    script gives the ``geoedge`` group read access). ConfigError names the key and
+    the fix otherwise.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path} ({exc.strerror})") from None
+    if mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
+        raise ConfigError(
+            f"{key}: {path} is open to other users (mode {mode:04o}); "
+            f"run: chmod 600 {path} (or 640 with group geoedge)"
+        )
+
+
+def _read_password(cfg: MqttSection) -> str | None:
+    if cfg.password_file is None:
+        return None
+    check_secret_file(cfg.password_file, "mqtt.password_file")
+    try:
+        return cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"mqtt.password_file: cannot read {cfg.password_file} ({exc.strerror})"
+        ) from None
+
+
+class Publisher:
+    """Sends the messages of ``outbox`` to the broker of ``cfg`` for ``station``."""
+
+    def __init__(self, cfg: MqttSection, station: str, outbox: Outbox) -> None:
+        self._cfg = cfg
+        self.station = station
+        self.outbox = outbox
+        self.status_topic = topic(cfg.topic_prefix, station, "status")
+        self.client_id = cfg.client_id or f"geoedge-{station}"
+        self._where = f"{cfg.host}:{cfg.port}"
+        self._wake = threading.Event()
+        self._connected = threading.Event()
+        self._stop_drain = threading.Event()
+        self._stopping = False
+        #: Set on every disconnect: no new message goes out until paho has re-sent
+        #: (and the broker acknowledged) every message in flight at the drop.
+        self._resending = False
+        self._inflight: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+        self._last_sent = 0
+        self._subscriptions: dict[str, InputCallback] = {}
+        self._sub_lock = threading.Lock()
+        self._problem: str | None = None
+        #: Inbound messages ignored as malformed or out of range, per topic.
+        self.rejected = RejectedInputs()
+        #: ``time.monotonic()`` of the last broker acknowledgement (or connect).
+        self.last_progress = time.monotonic()
+        self._drain_thread: threading.Thread | None = None
+        self._client = self._make_client()
+        outbox.listen(self._wake.set)
+
+    def __repr__(self) -> str:
+        user = f", user={self._cfg.username!r}" if self._cfg.username else ""
+        tls = ", tls" if self._cfg.tls else ""
+        return f"Publisher({self._where}{tls}{user}, station={self.station!r})"
+
+    def _status(self, state: str, **extra: Any) -> bytes:
+        message = envelope(
+            "status", self.station, time.time(), state=state, version=__version__, **extra
+        )
+        return json.dumps(message).encode("utf-8")
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self._cfg
+        protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=protocol,
+        )
+        client.max_inflight_messages_set(cfg.max_inflight)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        client.will_set(
+            self.status_topic,
+            self._status("offline", reason="connection lost"),
+            qos=1,
+            retain=True,
+        )
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, _read_password(cfg))
+        if cfg.tls is not None:
+            tls = cfg.tls
+            if tls.key_file is not None:
+                check_secret_file(tls.key_file, "mqtt.tls.key_file")
+            try:
+                client.tls_set(
+                    ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                    certfile=str(tls.cert_file) if tls.cert_file else None,
+                    keyfile=str(tls.key_file) if tls.key_file else None,
+                )
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"mqtt.tls: cannot load the certificates ({exc})") from None
+            if tls.insecure:
+                log.warning("mqtt.tls.insecure = true: the broker's host name is NOT verified")
+                client.tls_insecure_set(True)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    # -- public API ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while a broker session is up."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Block until connected or ``timeout_s`` seconds passed; True if connected."""
+        return self._connected.wait(timeout_s)
+
+    def subscribe(self, topic_filter: str, callback: InputCallback) -> None:
+        """Call ``callback(topic, json_payload)`` for messages on ``topic_filter`` (QoS 1).
+
+        The subscription is renewed after every reconnect. A payload that is not
+        JSON (or larger than 64 KiB), or that ``callback`` refuses by raising
+        InputError, is ignored: the first of a run is logged, all are counted in
+        :attr:`rejected`.
+        """
+        with self._sub_lock:
+            self._subscriptions[topic_filter] = callback
+        if self.connected:
+            self._client.subscribe(topic_filter, qos=1)
+
+    def start(self) -> None:
+        """Connect in the background and start draining the outbox (nothing when disabled)."""
+        if not self._cfg.enabled:
+            log.info(
+                "MQTT disabled ([mqtt] enabled = false): %d message(s) queued stay in the outbox",
+                self.outbox.depth(),
+            )
+            return
+        log.info(
+            "MQTT broker %s, client id %s, %d message(s) queued",
+            self._where,
+            self.client_id,
+            self.outbox.depth(),
+        )
+        self._client.connect_async(self._cfg.host, self._cfg.port, self._cfg.keepalive_s)
+        self._client.loop_start()
+        self._drain_thread = threading.Thread(
+            target=self._drain, name="publisher-drain", daemon=True
+        )
+        self._drain_thread.start()
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` s for the outbox to empty; True if it did."""
+        deadline = time.monotonic() + timeout_s
+        while self.outbox.depth() > 0 and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.02)
+        return self.outbox.depth() == 0
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Send what can be sent within ``grace_s`` s, publish offline, disconnect.
+
+        Messages still queued stay in the outbox for the next start.
+        """
+        grace_s = self._cfg.shutdown_grace_s if grace_s is None else grace_s
+        if self.connected:
+            self.flush(grace_s)
+        self._stop_drain.set()
+        self._wake.set()
+        if self._drain_thread is not None:
+            self._drain_thread.join()
+        self._collect_acks()
+        if self.connected:
+            info = self._client.publish(
+                self.status_topic, self._status("offline", reason="shutdown"), qos=1, retain=True
+            )
+            # If the connection drops meanwhile, the broker sends the last will instead.
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(_OFFLINE_ACK_S)
+        self._stopping = True
+        if self._cfg.enabled:
+            self._client.disconnect()
+            self._client.loop_stop()
+        self._collect_acks()
+        left = self.outbox.depth()
+        if left:
+            log.info("%d message(s) stay in the outbox for the next start", left)
+
+    # -- drain thread ---------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while True:
+            # Poll briefly while messages are in flight: paho marks a message
+            # published just *after* on_publish (which sets _wake) returns.
+            self._wake.wait(0.02 if self._inflight else 1.0)
+            self._wake.clear()
+            self._collect_acks()
+            if self._stop_drain.is_set():
+                return
+            if not self._connected.is_set():
+                continue
+            if self._resending:
+                if self._inflight:
+                    continue
+                self._resending = False
+            room = self._cfg.max_inflight - len(self._inflight)
+            if room <= 0:
+                continue
+            for message in self.outbox.pending(self._last_sent, room):
+                info = self._client.publish(
+                    message.topic, message.payload, qos=message.qos, retain=message.retain
+                )
+                self._inflight.append((message.id, info))
+                self._last_sent = message.id
+
+    def _collect_acks(self) -> None:
+        if not self._inflight:
+            return
+        done = [msg_id for msg_id, info in self._inflight if info.is_published()]
+        if done:
+            self._inflight = [(i, info) for i, info in self._inflight if not info.is_published()]
+            self.outbox.ack(done)
+            self.last_progress = time.monotonic()
+
+    # -- paho callbacks (network thread) ------------------------------------------
+
+    def _report(self, problem: str) -> None:
+        """Log a connection problem once, not on every retry."""
+        if problem != self._problem:
+            log.error("%s", problem)
+            self._problem = problem
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            hint = ""
+            if self._cfg.username is not None:
+                hint = " (check mqtt.username and mqtt.password_file)"
+            self._report(f"MQTT broker {self._where} refused the connection: {reason_code}{hint}")
+            return
+        self._problem = None
+        self.last_progress = time.monotonic()
+        log.info("connected to MQTT broker %s as %s", self._where, self.client_id)
+        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        with self._sub_lock:
+            for topic_filter in self._subscriptions:
+                client.subscribe(topic_filter, qos=1)
+        self._connected.set()
+        self._wake.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        try:
+            with socket.create_connection((self._cfg.host, self._cfg.port), timeout=3):
+                reason = "TLS or protocol handshake failed" if self._cfg.tls else "handshake failed"
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+        self._report(
+            f"cannot connect to MQTT broker {self._where} ({reason}); "
+            f"queueing to the outbox and retrying every {self._cfg.reconnect_min_s}.."
+            f"{self._cfg.reconnect_max_s} s"
+        )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        self._resending = True
+        if was_connected and not self._stopping:
+            self._report(
+                f"lost MQTT broker {self._where} ({reason_code}); queueing to the outbox "
+                "and reconnecting"
+            )
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT broker %s rejected message %d: %s", self._where, mid, reason_code)
+        self._wake.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        with self._sub_lock:
+            callbacks = [
+                cb
+                for f, cb in self._subscriptions.items()
+                if mqtt.topic_matches_sub(f, message.topic)
+            ]
+        if len(message.payload) > MAX_PAYLOAD_BYTES:
+            self.rejected.reject(message.topic, f"{len(message.payload)} bytes is too large")
+            return
+        try:
+            payload = json.loads(message.payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.rejected.reject(message.topic, f"not JSON ({exc})")
+            return
+        for callback in callbacks:
+            try:
+                callback(message.topic, payload)
+            except InputError as exc:
+                self.rejected.reject(message.topic, str(exc))
+                return
+            except Exception:
+                log.exception("input callback for %s failed", message.topic)
+                return
+        self.rejected.accept(message.topic)

@@ -1,0 +1,1 @@
+"""Conversion: ONNX export, quantisation, FP16, TensorRT, verification (the accuracy gate)."""

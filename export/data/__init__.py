@@ -1,0 +1,1 @@
+"""Training data: synthetic generators, rendered scenes, bundled samples, dataset builders."""

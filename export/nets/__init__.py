@@ -1,0 +1,1 @@
+"""The networks (PyTorch) that ship as ONNX models."""

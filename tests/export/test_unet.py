@@ -1,0 +1,77 @@
+"""The sea/land U-Net: architecture, training steps, synthetic data, the shipped model."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edge.beach.waterline.segmentation import unet_probability
+from edge.models.runtime import OnnxModel
+from export.data.scene import BeachProfile, BeachScene, look_at_camera
+from export.data.segmentation import batch, iou
+from export.data.synth_timex import generate, paint
+from export.nets.unet import build
+from tests.helpers.data import REPO as ROOT
+from tests.helpers.data import needs_duck, real_file
+
+
+@pytest.mark.parametrize(("width", "depth"), [(8, 4), (4, 3)])
+def test_unet_keeps_the_input_size_and_gives_one_logit(width, depth):
+    net = build(width=width, depth=depth).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(2, 3, 64, 80))
+    assert out.shape == (2, 1, 64, 80)
+
+
+def test_a_few_training_steps_reduce_the_loss():
+    rng = np.random.default_rng(0)
+    samples = [generate(rng, (64, 80)) for _ in range(4)]
+    x, y = batch([(s.image, s.mask) for s in samples], rng, None)
+    torch.manual_seed(0)
+    net = build(width=4, depth=3)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    losses = []
+    for _ in range(25):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_synthetic_timex_mask_is_the_scene_water():
+    """The label is the scene's own water mask (terrain below the water level), whatever
+    is painted on top (foam, wet sand, people)."""
+    cam = look_at_camera((0, -60, 25), (0, 120, 0), nu=160, nv=128, hfov_deg=60)
+    scene = BeachScene(cam, BeachProfile(slope=0.08), shore_origin=(0, 0), seaward_azimuth_deg=0)
+    sample = paint(np.random.default_rng(1), scene, 0.3)
+    assert sample.image.shape == (128, 160, 3) and sample.image.dtype == np.uint8
+    np.testing.assert_array_equal(sample.mask, scene.render(0.3).water_mask)
+
+
+@needs_duck
+def test_shipped_unet_segments_the_real_labelled_timex_images():
+    """The shipped model (trained on synthetic images only) on the 7 hand-labelled real
+    TimeX images of CACO-01 and Duck (export/labels/real_timex.json: water polygons, then
+    land carved out). Measured mean IoU 0.747 when shipped; 0.65 leaves room for labelling
+    error along the edges while still failing a model that only finds the open sea."""
+    model = OnnxModel(ROOT / "edge" / "models" / "unet.onnx", ["CPUExecutionProvider"], 2)
+    labels = json.loads((ROOT / "export" / "labels" / "real_timex.json").read_text())
+    scores = []
+    for name, label in labels["images"].items():
+        image = cv2.imread(str(real_file(name)))
+        truth = np.zeros(image.shape[:2], np.uint8)
+        for poly in label["water"]:
+            cv2.fillPoly(truth, [np.array(poly, np.int32)], 1)
+        for poly in label["land"]:
+            cv2.fillPoly(truth, [np.array(poly, np.int32)], 0)
+        scores.append(iou(unet_probability(model, image) >= 0.5, truth > 0))
+    print("real IoU per image", np.round(scores, 3), "mean", round(float(np.mean(scores)), 3))
+    assert len(scores) == 7
+    assert np.mean(scores) >= 0.65

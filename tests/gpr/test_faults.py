@@ -1,0 +1,159 @@
+"""Fault injection on a running GPR unit: real daemon, trace stream and Mosquitto processes.
+
+The bundled sample line (``edge/samples/gpr/line01.DZT``: 1,200 traces, two cavities
+and two pipes, see its truth.json) is streamed over TCP into ``geoedge run``:
+
+- the daemon is SIGKILLed mid-line and restarted, and the GPR unit replays the line:
+  nothing the outbox stored before the kill is lost, and no cavity is published twice
+  (the same line gives the same cavity ids, which the outbox refuses to send again);
+- the stream carries garbage bytes and a trace cut short: the daemon resynchronises,
+  counts them, and reports the same cavities as from the clean stream.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.gpr.formats.readers import read_gpr
+from edge.gpr.live.framing import encode_frame
+from edge.gpr.live.replay import ReplayServer
+from edge.station.outbox import Outbox
+from tests.helpers.broker import free_port
+from tests.helpers.data import SAMPLES
+from tests.helpers.fault_station import DaemonProcess, results
+
+SAMPLE = SAMPLES / "gpr"
+STATION = "demo-gpr"
+CAVITIES = f"geoedge/{STATION}/gpr/cavity"
+#: Fixed UTC start of the replayed line: the same line has the same trace times.
+LINE_START = 1_780_000_000.0
+
+pytestmark = pytest.mark.broker
+
+
+def _config(folder: Path, port: int, mqtt_toml: str) -> Path:
+    text = (SAMPLE / "station.toml").read_text()
+    text = text.replace(
+        'source = "line01.DZT"', f'source = "tcp://127.0.0.1:{port}"\nantenna_mhz = 400.0'
+    )
+    config = folder / "gpr.toml"
+    config.write_text(text + '\n[outbox]\npath = "state/outbox.sqlite"\n' + mqtt_toml)
+    return config
+
+
+def _serve(port: int, pace: bool) -> threading.Thread:
+    """Replay the line at 20 km/h (111 traces/s, ~11 s) or, unpaced, as fast as taken;
+    the trace times are those of a 20 km/h survey from LINE_START either way."""
+    server = ReplayServer(
+        SAMPLE / "line01.DZT", port=port, speed_kmh=20.0, start_time=LINE_START, pace=pace
+    )
+    thread = threading.Thread(target=server.serve_once, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_sigkill_mid_line_then_a_replay_publishes_each_cavity_once(
+    tmp_path, mosquitto_broker, mqtt_subscriber
+):
+    sub = mqtt_subscriber(mosquitto_broker, CAVITIES)
+    port = free_port()
+    config = _config(tmp_path, port, mosquitto_broker.mqtt_toml(stats_interval_s=1))
+    _serve(port, pace=True)
+    first = DaemonProcess(config)
+    try:
+        sub.wait_count(1, 60)
+        first.kill()  # mid-line: the first cavity is out, the rest not yet
+    finally:
+        first.close()
+    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite") as db:
+        stored = [k for (k,) in db.execute("SELECT key FROM messages") if k]
+    before = len(results(sub.messages))
+
+    replay = _serve(port, pace=False)  # the unit sends the line again
+    second = DaemonProcess(config)
+    try:
+        replay.join(timeout=60)
+        second.wait_stats(
+            lambda s: s["site"]["lines"] >= 1 and s["queue_depth"] <= 1, 60, "the line done"
+        )
+        assert second.terminate() == 0
+    finally:
+        second.close()
+    time.sleep(0.5)
+    by_id = results(sub.messages)
+    missing = [k for k in stored if k.rsplit("|", 1)[1] not in by_id]
+    assert not missing, f"cavities stored before the SIGKILL never arrived: {missing}"
+    for key, payloads in by_id.items():  # only a message in flight at the kill comes twice
+        assert all(p == payloads[0] for p in payloads), f"cavity {key} published twice"
+    truth = json.loads((SAMPLE / "truth.json").read_text())["targets"]
+    found = {round(p[0]["distance_m"]) for p in by_id.values()}
+    for target in truth:
+        assert any(abs(d - target["distance_m"]) <= 1.0 for d in found), (target, found)
+    assert len(by_id) > before, "the restarted daemon published the rest of the line"
+    box = Outbox(tmp_path / "state" / "outbox.sqlite")
+    try:
+        assert box.duplicates() >= before, "the replayed line's first cavities were refused"
+    finally:
+        box.close()
+
+
+def _dirty_stream(port: int, rng: np.random.Generator) -> threading.Thread:
+    """Serve the sample line once with garbage between frames and one trace cut short."""
+    block = read_gpr(SAMPLE / "line01.DZT")
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        listener.close()
+        with conn:
+            for i in range(block.n_traces):
+                frame = encode_frame(
+                    0, i, block.samples[0, :, i], block.dt_ns, LINE_START + i / 100
+                )
+                if i == 500:
+                    conn.sendall(frame[: len(frame) // 2])  # a trace cut short...
+                    frame = encode_frame(0, i, block.samples[0, :, i], block.dt_ns, LINE_START + 5)
+                if i % 97 == 13:
+                    conn.sendall(
+                        rng.integers(0, 256, int(rng.integers(1, 400)), np.uint8).tobytes()
+                    )
+                conn.sendall(frame)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_stream_with_garbage_and_a_cut_trace_is_resynchronised_and_counted(
+    tmp_path, mosquitto_broker, mqtt_subscriber
+):
+    sub = mqtt_subscriber(mosquitto_broker, CAVITIES)
+    port = free_port()
+    config = _config(tmp_path, port, mosquitto_broker.mqtt_toml(stats_interval_s=1))
+    stream = _dirty_stream(port, np.random.default_rng(7))
+    daemon = DaemonProcess(config)
+    try:
+        stream.join(timeout=60)
+        stats = daemon.wait_stats(
+            lambda s: s["site"]["lines"] >= 1 and s["queue_depth"] <= 1, 60, "the line done"
+        )
+        assert daemon.process.poll() is None, "the daemon is still running"
+        assert daemon.terminate() == 0
+    finally:
+        daemon.close()
+    site = stats["site"]
+    assert site["garbage_bytes"] > 0 and site["resyncs"] >= 5, site
+    assert site["truncated_traces"] >= 1 or site["resyncs"] >= 6, site
+    time.sleep(0.5)
+    cavities = sub.payloads()
+    truth = json.loads((SAMPLE / "truth.json").read_text())["targets"]
+    for target in truth:
+        assert any(abs(c["distance_m"] - target["distance_m"]) <= 1.0 for c in cavities), target

@@ -1,0 +1,190 @@
+"""The disk-backed outbox: durable, ordered, bounded with a counted drop policy.
+
+Real SQLite files in the test's tmp dir; a real child process killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge.errors import GeoEdgeError
+from edge.station.outbox import Outbox
+
+STATS = "geoedge/st/stats"
+PRODUCTS = "geoedge/st/beach/products"
+
+
+def test_messages_come_back_in_insertion_order_and_leave_only_when_acked(tmp_path: Path):
+    box = Outbox(tmp_path / "outbox.sqlite")
+    ids = [box.put(PRODUCTS, f'{{"n": {n}}}') for n in range(10)]
+    assert ids == sorted(ids) and len(set(ids)) == 10
+    first = box.pending(limit=4)
+    assert [m.payload for m in first] == [f'{{"n": {n}}}'.encode() for n in range(4)]
+    assert [m.id for m in box.pending(after_id=first[-1].id, limit=100)] == ids[4:]
+    box.ack([ids[0], ids[1]])
+    assert box.depth() == 8
+    assert [m.id for m in box.pending()] == ids[2:]
+    box.ack([ids[0]])  # acknowledging twice (a re-sent message) deletes nothing more
+    assert box.depth() == 8
+    box.close()
+
+
+def test_a_reopened_outbox_still_holds_the_unacked_messages_and_never_reuses_ids(tmp_path):
+    box = Outbox(tmp_path / "outbox.sqlite")
+    ids = [box.put(PRODUCTS, b"x" * n, retain=(n == 2)) for n in range(1, 4)]
+    box.ack(ids)  # empty now: the next id must still be larger (AUTOINCREMENT)
+    kept = box.put(PRODUCTS, b"kept")
+    box.close()
+    again = Outbox(tmp_path / "outbox.sqlite")
+    (message,) = again.pending()
+    assert (message.id, message.payload, message.qos, message.retain) == (kept, b"kept", 1, False)
+    assert kept > max(ids)
+    assert again.depth() == 1 and again.size_bytes() == len(PRODUCTS) + 4
+    again.close()
+
+
+def test_every_message_put_before_a_sigkill_is_on_disk(tmp_path: Path):
+    """A child puts messages and prints each id after put() returns; we SIGKILL it
+    mid-stream. Every printed id must be in the reopened outbox with its payload."""
+    path = tmp_path / "outbox.sqlite"
+    script = textwrap.dedent(
+        f"""
+        from edge.station.outbox import Outbox
+        box = Outbox({str(path)!r})
+        n = 0
+        while True:
+            msg_id = box.put("geoedge/st/beach/products", f"payload-{{n}}")
+            print(msg_id, n, flush=True)
+            n += 1
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    printed = []
+    for line in child.stdout:
+        printed.append(tuple(int(v) for v in line.split()))
+        if len(printed) == 150:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    box = Outbox(path)
+    stored = {m.id: m.payload for m in box.pending(limit=100_000)}
+    for msg_id, n in printed:
+        assert stored.get(msg_id) == f"payload-{n}".encode()
+    box.close()
+
+
+def test_a_full_outbox_drops_oldest_stats_first_then_oldest_of_any_kind(tmp_path: Path):
+    """Bound 5 messages: s1 p1 s2 p2 p3 fill it. p4 drops s1, p5 drops s2 (stats go
+    first even though p1 is older), p6 drops p1 (no stats left). Counter: 3, and it
+    survives reopening."""
+    box = Outbox(tmp_path / "outbox.sqlite", max_messages=5)
+    for topic, body in [(STATS, "s1"), (PRODUCTS, "p1"), (STATS, "s2"), (PRODUCTS, "p2")]:
+        box.put(topic, body)
+    box.put(PRODUCTS, "p3")
+    assert box.dropped() == 0
+    box.put(PRODUCTS, "p4")
+    assert [m.payload for m in box.pending()] == [b"p1", b"s2", b"p2", b"p3", b"p4"]
+    box.put(PRODUCTS, "p5")
+    box.put(PRODUCTS, "p6")
+    assert [m.payload for m in box.pending()] == [b"p2", b"p3", b"p4", b"p5", b"p6"]
+    assert box.dropped() == 3 and box.depth() == 5
+    box.close()
+    assert Outbox(tmp_path / "outbox.sqlite").dropped() == 3
+
+
+def test_the_byte_bound_drops_as_many_old_messages_as_the_new_one_needs(tmp_path: Path):
+    """Each message is len(topic) + 100 bytes; the bound fits exactly 4. A message of
+    2.5 times that size needs three old ones gone (stats first)."""
+    unit = len(PRODUCTS) + 100
+    assert len(STATS) + 100 <= unit
+    box = Outbox(tmp_path / "outbox.sqlite", max_bytes=4 * unit)
+    box.put(PRODUCTS, b"a" * 100)
+    box.put(STATS, b"s" * 100)
+    box.put(PRODUCTS, b"b" * 100)
+    box.put(PRODUCTS, b"c" * 100)
+    box.put(PRODUCTS, b"d" * (int(2.5 * unit) - len(PRODUCTS)))
+    assert [m.payload[:1] for m in box.pending()] == [b"c", b"d"]
+    assert box.dropped() == 3
+    assert box.size_bytes() <= 4 * unit
+    box.close()
+
+
+def test_a_message_larger_than_the_whole_outbox_is_refused_not_dropped_silently(tmp_path):
+    box = Outbox(tmp_path / "outbox.sqlite", max_bytes=1000)
+    box.put(PRODUCTS, "small")
+    with pytest.raises(GeoEdgeError, match=r"exceeds outbox\.max_bytes = 1000"):
+        box.put(PRODUCTS, b"x" * 2000)
+    assert [m.payload for m in box.pending()] == [b"small"] and box.dropped() == 0
+    box.close()
+
+
+def test_a_full_disk_gives_one_log_line_and_an_error_and_keeps_what_was_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """SQLite's own limit (max_page_count) makes the file 'full' exactly as a full
+    disk does (SQLITE_FULL, 'database or disk is full')."""
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.put(PRODUCTS, "before")
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count = {pages}")
+    caplog.set_level(logging.ERROR, logger="edge.station.outbox")
+    with pytest.raises(GeoEdgeError, match="database or disk is full"):
+        box.put(PRODUCTS, b"x" * 200_000)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "NOT stored" in errors[0].getMessage()
+    assert [m.payload for m in box.pending()] == [b"before"] and box.depth() == 1
+    box._db.execute(f"PRAGMA max_page_count = {pages * 1000}")  # space freed: works again
+    box.put(PRODUCTS, "after")
+    assert [m.payload for m in box.pending()] == [b"before", b"after"]
+    box.close()
+
+
+def test_a_second_process_cannot_open_an_outbox_in_use(tmp_path: Path):
+    box = Outbox(tmp_path / "outbox.sqlite")
+    with pytest.raises(GeoEdgeError, match="in use by another process"):
+        Outbox(tmp_path / "outbox.sqlite")
+    box.close()
+    Outbox(tmp_path / "outbox.sqlite").close()  # released on close
+
+
+def test_threads_putting_while_another_acks_lose_nothing(tmp_path: Path):
+    """4 site threads put 40 messages each while a publisher-like thread acks what it
+    reads; at the end every message was read exactly once, in increasing id order."""
+    box = Outbox(tmp_path / "outbox.sqlite")
+    done = threading.Event()
+    seen: list[int] = []
+
+    def consume() -> None:
+        last = 0
+        while not (done.is_set() and box.depth() == 0):
+            batch = box.pending(after_id=last, limit=16)
+            if batch:
+                last = batch[-1].id
+                seen.extend(m.id for m in batch)
+                box.ack(m.id for m in batch)
+
+    def produce(worker: int) -> None:
+        for n in range(40):
+            box.put(PRODUCTS, f"{worker}-{n}")
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    producers = [threading.Thread(target=produce, args=(w,)) for w in range(4)]
+    for t in producers:
+        t.start()
+    for t in producers:
+        t.join()
+    done.set()
+    consumer.join(timeout=30)
+    assert len(seen) == 160 and seen == sorted(seen) and len(set(seen)) == 160
+    assert box.depth() == 0 and box.size_bytes() == 0
+    box.close()

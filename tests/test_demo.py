@@ -1,0 +1,143 @@
+"""``geoedge demo`` as a newcomer runs it, and the payloads it queues as the contract.
+
+The published payloads are the contract (DESIGN.md): the demo's results, byte for byte.
+
+``tests/data/golden/demo_payloads.json`` holds every result message that ``geoedge demo``
+queued (beach: products, waterline, slope, shoreline; GPR: three cavities), as published,
+recorded with the code before the stages returned typed results (commit 00b5c18). The demo
+is run again here and its outbox read back: each payload must be the same bytes, ids
+included. Only what differs between two runs by nature is normalised: the output folder
+(``<out>``), the repository's folder (``<repo>``) and the time of a cavity found in a file
+without trace times (the wall clock at detection, checked to lie within the run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edge.station.outbox import Outbox
+from tests.helpers.broker import Broker, MessageCollector
+from tests.helpers.data import REPO, TESTS_DATA
+
+GOLDEN = TESTS_DATA / "golden" / "demo_payloads.json"
+WALL_CLOCK = re.compile(r'"time":"(\d{4}-\d\d-\d\dT[\d:.]+Z)"')
+
+pytestmark = pytest.mark.slow
+
+
+def _results(outbox_path) -> list[tuple[str, str]]:
+    box = Outbox(outbox_path)
+    try:
+        messages = box.pending(limit=10_000)
+    finally:
+        box.close()
+    kinds = {"products", "waterline", "slope", "shoreline", "cavity"}
+    out = []
+    for m in messages:
+        kind = m.topic.rsplit("/", 1)[-1]
+        if kind in kinds:
+            out.append((kind, m.payload.decode()))
+    return out
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    out: Path
+    stdout: str
+    stderr: str
+    started: dt.datetime
+    ended: dt.datetime
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``geoedge demo`` (both samples, no --broker) into a fresh folder, once."""
+    out = tmp_path_factory.mktemp("demo") / "geoedge-demo"
+    started = dt.datetime.now(dt.timezone.utc)
+    run = subprocess.run(
+        [sys.executable, "-m", "edge", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    ended = dt.datetime.now(dt.timezone.utc)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return DemoRun(out, run.stdout, run.stderr, started, ended)
+
+
+def _geoedge(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_demo_payloads_are_byte_for_byte_the_recorded_ones(demo):
+    out, started, ended = demo.out, demo.started, demo.ended
+    golden = json.loads(GOLDEN.read_text())
+    for kind in ("beach", "gpr"):
+        got = []
+        for topic_kind, payload in _results(out / kind / "outbox.sqlite"):
+            text = payload.replace(str(out.resolve()), "<out>").replace(str(REPO), "<repo>")
+            if topic_kind == "cavity":
+                stamp = WALL_CLOCK.search(text)
+                assert stamp is not None, text
+                when = dt.datetime.fromisoformat(stamp.group(1).replace("Z", "+00:00"))
+                assert started - dt.timedelta(seconds=1) <= when <= ended, when
+            got.append([topic_kind, text])
+        want = golden[kind]
+        if kind == "gpr":
+            want = [[k, WALL_CLOCK.sub('"time":"<now>"', p, count=1)] for k, p in want]
+            got = [[k, WALL_CLOCK.sub('"time":"<now>"', p, count=1)] for k, p in got]
+        assert [k for k, _ in got] == [k for k, _ in want]
+        for (k, mine), (_, theirs) in zip(got, want, strict=True):
+            assert mine == theirs, f"{kind} {k} payload changed"
+
+
+def test_without_broker_the_demo_publishes_nothing_and_keeps_every_message(demo):
+    """No --broker: MQTT is off (even with a broker on 127.0.0.1:1883, as on our machines),
+    so every result stays queued in the outbox (the payload test reads them back)."""
+    assert "MQTT disabled" in demo.stderr
+    assert "connected to MQTT broker" not in demo.stderr
+    for kind, n in (("beach", 4), ("gpr", 3)):
+        assert len(_results(demo.out / kind / "outbox.sqlite")) == n
+
+
+def test_the_summary_names_the_overlays_it_wrote(demo):
+    named = [ln.split(": ", 1)[1] for ln in demo.stdout.splitlines() if "overlay (" in ln]
+    assert len(named) == 2 and all(Path(p).is_file() for p in named), demo.stdout
+    assert any(p.endswith(".plan.waterline.jpg") for p in named)
+
+
+def test_status_and_trend_read_the_demo_state(demo):
+    state = demo.out / "beach"
+    run = _geoedge("status", "--state", str(state), "--json")
+    assert run.returncode == 3, run.stderr  # the demo's daemon has stopped
+    report = json.loads(run.stdout)
+    assert report["station"] == "demo-01" and report["kind"] == "beach"
+    assert report["outbox"]["queue_depth"] >= 4
+    run = _geoedge("shoreline", "trend", "--state", str(state), "--json")
+    assert run.returncode == 0, run.stderr
+    assert [t["id"] for t in json.loads(run.stdout)["transects"]] == [f"T0{i}" for i in range(1, 6)]
+    run = _geoedge("status", "--state", str(demo.out))
+    assert run.returncode == 2 and "no outbox.sqlite there" in run.stderr
+
+
+@pytest.mark.broker
+def test_with_a_broker_the_demo_publishes_there(
+    tmp_path, mosquitto_broker: Broker, mqtt_subscriber
+):
+    sub: MessageCollector = mqtt_subscriber(mosquitto_broker, "geoedge/demo-gpr/gpr/cavity")
+    url = f"mqtt://127.0.0.1:{mosquitto_broker.port}"
+    run = _geoedge("demo", "gpr", "--out", str(tmp_path), "--broker", url)
+    assert run.returncode == 0, run.stderr[-2000:]
+    arrived = sub.wait_count(3, 30)
+    assert sorted(m.json()["trace"] for m in arrived) == [240, 450, 920]
+    assert _geoedge("demo", "gpr", "--broker", "http://x").returncode == 2
