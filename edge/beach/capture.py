@@ -37,6 +37,7 @@ import numpy as np
 
 from edge.beach.geometry.camera import Intrinsics
 from edge.config.cameras import CameraSection, source_kind
+from edge.config.secrets import read_secret, redact, with_password
 from edge.errors import GeoEdgeError, InputError
 from edge.station.backoff import Backoff
 
@@ -112,6 +113,8 @@ class Capture:
         start_time: float | None = None,
     ) -> None:
         self.source = source
+        #: The source as it may be logged: any password replaced by ``***``.
+        self.shown = redact(source)
         self.name = name
         self.kind = source_kind(source)
         self.open_timeout_s = open_timeout_s
@@ -142,8 +145,12 @@ class Capture:
     def from_camera(cls, camera: CameraSection, *, start_time: float | None = None) -> Capture:
         """A capture for a configured camera, checking frames against its intrinsics."""
         intr = Intrinsics.from_json(camera.intrinsics)
+        source = camera.source
+        if camera.password_file is not None:
+            key = f"cameras.{camera.name}.password_file"
+            source = with_password(source, read_secret(camera.password_file, key))
         return cls(
-            camera.source,
+            source,
             name=camera.name,
             open_timeout_s=camera.open_timeout_s,
             read_timeout_s=camera.read_timeout_s,
@@ -203,7 +210,7 @@ class Capture:
 
     def _backend(self) -> tuple[int, list[int]]:
         if self.kind == "file" and not Path(self.source).is_file():
-            raise InputError(f"{self.source}: video file not found")
+            raise InputError(f"{self.shown}: video file not found")
         if self.kind == "gstreamer":
             if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
                 raise InputError(
@@ -257,7 +264,7 @@ class Capture:
                 delay = backoff.failed()
                 what = "cannot open the stream" if cap is None else "stream lost"
                 log.warning(
-                    "%s: %s (%s); reconnecting in %.1f s", self.name, what, self.source, delay
+                    "%s: %s (%s); reconnecting in %.1f s", self.name, what, self.shown, delay
                 )
                 if self._closing.wait(delay):
                     return
@@ -279,7 +286,7 @@ class Capture:
         if not self.live:
             raise _Fatal(
                 InputError(
-                    f"{self.source}: cannot open the video (not a video file, truncated "
+                    f"{self.shown}: cannot open the video (not a video file, truncated "
                     "header, or a codec this OpenCV lacks)"
                 )
             )
@@ -307,7 +314,7 @@ class Capture:
                     first = self.stats.decode_errors == 1
                 if first:
                     log.warning(
-                        "%s: frame %d of %s cannot be decoded", self.name, grabbed, self.source
+                        "%s: frame %d of %s cannot be decoded", self.name, grabbed, self.shown
                     )
                 continue
             self._check_size(image)
@@ -325,7 +332,7 @@ class Capture:
                 log.warning(
                     "%s: video ends after %d of the %d frames its header announces "
                     "(truncated or corrupt); keeping the %d frames read",
-                    self.source,
+                    self.shown,
                     grabbed,
                     claimed,
                     delivered,
@@ -341,7 +348,7 @@ class Capture:
             nu, nv = self.expected_size
             raise _Fatal(
                 InputError(
-                    f"{self.name}: frame size {width}x{height} from {self.source} does not "
+                    f"{self.name}: frame size {width}x{height} from {self.shown} does not "
                     f"match the calibration {nu}x{nv}"
                     + (f" ({self.size_origin})" if self.size_origin else "")
                 )
@@ -384,7 +391,7 @@ class Capture:
                 "%s: no frame for %.1f s (capture stuck in OpenCV, %s); recreating the capture",
                 self.name,
                 time.monotonic() - busy,
-                self.source,
+                self.shown,
             )
             with self._lock:
                 self.stats.stalls += 1

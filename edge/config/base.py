@@ -19,23 +19,38 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, PlainValidator, Vali
 
 
 class Section(BaseModel):
-    """A config section: strict keys, no extra fields, frozen once validated (a variant is a
-    copy: :func:`edge.config.with_changes`)."""
+    """A config section: strict keys, no extra fields, no NaN or infinite numbers, frozen once
+    validated (a variant is a copy: :func:`edge.config.with_changes`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: Longest file name and path the Linux file systems take (bytes).
+NAME_MAX, PATH_MAX = 255, 4096
 
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:
+    text = str(value)
+    if "\0" in text:
+        raise ValueError("a path cannot contain a NUL character")
+    if any(len(part.encode()) > NAME_MAX for part in value.parts):
+        raise ValueError(f"a path component is longer than {NAME_MAX} bytes")
     base = (info.context or {}).get("base_dir")
     value = value.expanduser()
     if base is not None and not value.is_absolute():
         value = Path(base) / value
+    if len(str(value).encode()) > PATH_MAX:
+        raise ValueError(f"the path is longer than {PATH_MAX} bytes")
     return value
 
 
 def _existing(value: Path, info: ValidationInfo) -> Path:
     value = _resolve(value, info)
-    if not value.is_file():
+    try:
+        found = value.is_file()
+    except OSError as exc:
+        raise ValueError(f"cannot look at {value} ({exc.strerror})") from None
+    if not found:
         raise ValueError(f"file not found: {value}")
     return value
 

@@ -38,7 +38,8 @@ class CameraSection(Section):
     string (contains ``!``). Calibration uses the CIRN convention (see
     :mod:`edge.beach.geometry.camera`): ``intrinsics`` is a CoastCam JSON file whose ``NU x NV``
     must equal the frame size, and either ``extrinsics`` (x y z a t r, radians) or
-    ``gcps`` (CSV of world x,y,z and pixel u,v) gives the pose.
+    ``gcps`` (CSV of world x,y,z and pixel u,v) gives the pose. A password in ``source``
+    works but is better in ``password_file``; either way it is never logged.
 
     Timeouts are in seconds. ``open_timeout_s`` and ``read_timeout_s`` are handed to
     OpenCV when the capture is created (FFmpeg sources: files and URLs); the
@@ -48,6 +49,10 @@ class CameraSection(Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     source: str = Field(min_length=1)
+    #: The camera's password, kept out of the config and the logs: a file readable only by the
+    #: station (0600/0640); ``source`` then names the user without a password
+    #: (``rtsp://user@192.0.2.10/stream1``).
+    password_file: ExistingFile | None = None
     intrinsics: ExistingFile
     extrinsics: ExistingFile | None = None
     gcps: ExistingFile | None = None

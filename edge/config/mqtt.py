@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import ConfigPath, ExistingFile, Section
 
@@ -34,7 +34,7 @@ class MqttSection(Section):
     """
 
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=1883, gt=0, lt=65536)
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     client_id: str | None = None
@@ -42,7 +42,7 @@ class MqttSection(Section):
     password_file: ExistingFile | None = None
     tls: TlsSection | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    topic_prefix: str = "geoedge"
+    topic_prefix: str = Field(default="geoedge", min_length=1)
     stats_interval_s: float = Field(default=60.0, gt=0)
     #: Reconnect back-off after the broker drops: first delay and cap, whole seconds
     #: (doubles after each failed attempt).
@@ -53,6 +53,14 @@ class MqttSection(Section):
     #: On shutdown, seconds spent sending what is still queued before giving up
     #: (what is left stays in the outbox for the next start).
     shutdown_grace_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _publishable(cls, value: str) -> str:
+        """Stations publish under the prefix: no wildcards, no empty level, no NUL."""
+        if any(c in value for c in "+#\0") or "" in value.split("/"):
+            raise ValueError("expected topic levels without wildcards (+ #) or empty levels")
+        return value
 
     @model_validator(mode="after")
     def _backoff(self) -> MqttSection:

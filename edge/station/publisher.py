@@ -31,10 +31,8 @@ import contextlib
 import json
 import logging
 import socket
-import stat
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -44,6 +42,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge import __version__
 from edge.config.mqtt import MqttSection
+from edge.config.secrets import check_secret_file, read_secret
 from edge.errors import ConfigError, InputError
 from edge.station.inputs import MAX_PAYLOAD_BYTES, RejectedInputs
 from edge.station.messages import envelope, topic
@@ -58,34 +57,10 @@ log = logging.getLogger(__name__)
 _OFFLINE_ACK_S = 2.0
 
 
-def check_secret_file(path: Path, key: str) -> None:
-    """Refuse a secret (password, private key) that other users could read or change.
-
-    Allowed: owner read/write and group read (``0600``, ``0640``: the install
-    script gives the ``geoedge`` group read access). ConfigError names the key and
-    the fix otherwise.
-    """
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {path} ({exc.strerror})") from None
-    if mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
-        raise ConfigError(
-            f"{key}: {path} is open to other users (mode {mode:04o}); "
-            f"run: chmod 600 {path} (or 640 with group geoedge)"
-        )
-
-
 def _read_password(cfg: MqttSection) -> str | None:
     if cfg.password_file is None:
         return None
-    check_secret_file(cfg.password_file, "mqtt.password_file")
-    try:
-        return cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(
-            f"mqtt.password_file: cannot read {cfg.password_file} ({exc.strerror})"
-        ) from None
+    return read_secret(cfg.password_file, "mqtt.password_file")
 
 
 class Publisher:
@@ -371,10 +346,13 @@ class Publisher:
         if len(message.payload) > MAX_PAYLOAD_BYTES:
             self.rejected.reject(message.topic, f"{len(message.payload)} bytes is too large")
             return
+        # Nothing may escape into paho's network thread: an exception there ends the thread,
+        # and with it every publish, while the client still looks connected. Nested brackets
+        # (RecursionError) and a 5,000-digit number (ValueError) are ordinary bad input here.
         try:
             payload = json.loads(message.payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self.rejected.reject(message.topic, f"not JSON ({exc})")
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            self.rejected.reject(message.topic, f"not JSON ({_brief(exc)})")
             return
         for callback in callbacks:
             try:
@@ -382,7 +360,13 @@ class Publisher:
             except InputError as exc:
                 self.rejected.reject(message.topic, str(exc))
                 return
-            except Exception:
-                log.exception("input callback for %s failed", message.topic)
+            except Exception as exc:  # contained: see above
+                self.rejected.reject(message.topic, f"input handler failed ({_brief(exc)})")
                 return
         self.rejected.accept(message.topic)
+
+
+def _brief(exc: BaseException) -> str:
+    """``Type: message`` of an exception, at most 120 characters, one line."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -6,6 +6,8 @@ The stream server is a plain socket thread speaking HTTP ``multipart/x-mixed-rep
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import threading
 import time
@@ -16,6 +18,8 @@ import numpy as np
 import pytest
 
 from edge.beach.capture import Capture
+from edge.config.cameras import CameraSection
+from edge.config.secrets import redact
 from edge.errors import InputError
 from tests.helpers import mjpeg
 
@@ -235,3 +239,53 @@ def test_open_timeout_is_honoured_on_a_server_that_never_answers():
         sock.close()
         for conn in accepted:
             conn.close()
+
+
+def test_a_camera_password_never_reaches_the_log(tmp_path, caplog):
+    """The password of an RTSP camera (in the URL, or in a password file) is replaced by ***
+    in every log line, through connection failures and reconnects (a hung server: the capture
+    times out and retries, logging each time)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    (tmp_path / "cam.pw").write_text("s3cr3t-pw\n")
+    (tmp_path / "cam.pw").chmod(0o600)
+    io = {"NU": 64, "NV": 48, "c0U": 32, "c0V": 24, "fx": 50, "fy": 50}
+    io |= {"d1": 0, "d2": 0, "d3": 0, "t1": 0, "t2": 0}
+    (tmp_path / "io.json").write_text(json.dumps(io))
+    (tmp_path / "eo.json").write_text('{"x":0,"y":0,"z":10,"a":0,"t":1.2,"r":0}')
+    section = CameraSection.model_validate(
+        {
+            "name": "c1",
+            "source": f"rtsp://admin@127.0.0.1:{port}/stream1",
+            "password_file": "cam.pw",
+            "intrinsics": "io.json",
+            "extrinsics": "eo.json",
+            "open_timeout_s": 0.5,
+            "read_timeout_s": 0.5,
+            "reconnect_min_s": 0.1,
+        },
+        context={"base_dir": tmp_path},
+    )
+    try:
+        with caplog.at_level(logging.DEBUG):
+            with Capture.from_camera(section) as cap:
+                assert cap.source == f"rtsp://admin:s3cr3t-pw@127.0.0.1:{port}/stream1"
+                read_for(cap, 1.5)
+            inline = Capture(f"rtsp://admin:hunter2@127.0.0.1:{port}/x", open_timeout_s=0.5)
+            with inline:
+                read_for(inline, 1.0)
+        assert "reconnecting" in caplog.text
+        assert "admin:***@127.0.0.1" in caplog.text
+        assert "s3cr3t-pw" not in caplog.text and "hunter2" not in caplog.text
+    finally:
+        sock.close()
+
+
+def test_redact_hides_every_password_in_urls_and_pipelines():
+    assert redact("rtsp://u:p@h/s") == "rtsp://u:***@h/s"
+    assert redact("rtspsrc location=rtsp://u:p%40ss@h:554/s ! fakesink") == (
+        "rtspsrc location=rtsp://u:***@h:554/s ! fakesink"
+    )
+    assert redact("rtsp://h/s") == "rtsp://h/s" and redact("/data/c1.mp4") == "/data/c1.mp4"

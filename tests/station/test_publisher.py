@@ -300,3 +300,37 @@ def test_client_certificates_are_required_by_such_a_broker_and_sent(tmp_path, mq
         without.stop(grace_s=0)
     finally:
         broker.stop()
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [b"[" * 3000 + b"]" * 3000, b'{"level_m": ' + b"9" * 5000 + b"}"],
+    ids=["nested-brackets", "5000-digit-number"],
+)
+def test_a_poisoned_input_payload_is_counted_and_the_link_stays_alive(
+    mosquitto_broker, mqtt_subscriber, outbox, poison
+):
+    """6 KB of nested brackets (RecursionError in json.loads) or a 5,000-digit integer
+    (ValueError) on an input topic used to kill paho's network thread: afterwards nothing was
+    published although the client looked connected. Now it is one rejected input, and results
+    put after it still arrive."""
+    sub = mqtt_subscriber(mosquitto_broker, DATA)
+    publisher = Publisher(mosquitto_broker.mqtt_section(), STATION, outbox)
+    received = []
+    publisher.subscribe("tide/chuam", lambda topic, payload: received.append(payload))
+    publisher.start()
+    try:
+        assert publisher.wait_connected(10)
+        time.sleep(0.2)  # SUBACK
+        host, port = mosquitto_broker.host, mosquitto_broker.port
+        mqtt_publish.single("tide/chuam", poison, qos=1, hostname=host, port=port)
+        mqtt_publish.single("tide/chuam", '{"level_m": 0.5}', qos=1, hostname=host, port=port)
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert received == [{"level_m": 0.5}]  # the network thread still delivers input
+        assert publisher.rejected.counts() == {"tide/chuam": 1}
+        _put(outbox, range(5))
+        assert _seq(sub.wait_count(5, 10, DATA)) == [0, 1, 2, 3, 4]  # and still publishes
+    finally:
+        publisher.stop()
