@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import OptimizeResult, least_squares
 from scipy.signal import hilbert
 
 #: Plausible GPR velocities, m/ns (water 0.033 .. air 0.3).
@@ -323,11 +323,11 @@ def not_a_diffraction(fit: HyperbolaFit) -> str | None:
     return None
 
 
-def _std_error(result: object, index: int) -> float:
+def _std_error(result: OptimizeResult, index: int) -> float:
     """Standard error of parameter ``index`` of a least_squares result (Gauss-Newton)."""
-    jac = result.jac  # type: ignore[attr-defined]
-    dof = max(len(result.fun) - jac.shape[1], 1)  # type: ignore[attr-defined]
-    s2 = 2.0 * result.cost / dof  # type: ignore[attr-defined]
+    jac = result.jac
+    dof = max(len(result.fun) - jac.shape[1], 1)
+    s2 = 2.0 * result.cost / dof
     try:
         cov = np.linalg.inv(jac.T @ jac) * s2
     except np.linalg.LinAlgError:

@@ -24,11 +24,12 @@ from typing import Any, Protocol
 
 from edge.config import StationConfig
 from edge.config.base import TcpAddress
-from edge.errors import ConfigError, InputError
+from edge.errors import ConfigError, GeoEdgeError, InputError
 from edge.gpr.formats.readers import read_gpr
 from edge.gpr.live.gnss import GnssInput
 from edge.gpr.live.sources import FileTailSource, TcpTraceSource, TraceQueue
 from edge.gpr.positioning import LivePositioner
+from edge.gpr.repair import RepairStats, repair_block
 from edge.gpr.stream import CavityPipeline, build_detector
 from edge.gpr.traces import TraceBlock
 from edge.station.disk_space import DiskSpace
@@ -90,6 +91,9 @@ class GprUnit:
         self.disk = DiskSpace(config.storage.min_free_bytes)
         self._progress = time.monotonic()
         self.pipeline: CavityPipeline | None = None
+        #: The current line could not be processed: its chunks are skipped until it ends.
+        self.failed_line = False
+        self.repairs = RepairStats()
         self.last_line: dict[str, Any] | None = None
         self.cavities = 0
         self.lines = 0
@@ -111,16 +115,7 @@ class GprUnit:
                 if self.one_shot:
                     break
                 continue
-            if self.pipeline is None:
-                self.pipeline = CavityPipeline(
-                    self.config,
-                    item,
-                    self.detector,
-                    self.snippet_dir,
-                    self._live_positioner(item),
-                    self.disk,
-                )
-            self._send(self.pipeline.feed(item))
+            self._process(item)
             self.queue.done(item)
         self._end_line()
         thread.join(timeout=2.0)
@@ -140,6 +135,7 @@ class GprUnit:
             "cavities": self.cavities,
             "last_collection": None if self.last_cavity is None else utc_iso(self.last_cavity),
             **self.queue.stats.as_dict(),
+            **self.repairs.as_dict(),
             **self.disk.stats(),
         }
         if self.pipeline is not None:
@@ -174,10 +170,49 @@ class GprUnit:
             log.error("%s", exc)
             self.queue.end_of_line(stop)
 
+    def _process(self, item: TraceBlock) -> None:
+        """One chunk through the line's pipeline. A chunk that cannot be repaired is dropped;
+        a new trace geometry starts a new line; an error in the line's processing ends that
+        line (one log line, counted) and the unit goes on with the next one."""
+        block = repair_block(item, self.repairs)
+        if block is None:
+            return
+        if self.pipeline is not None and not self.pipeline.accepts(block):
+            log.warning("%s: trace geometry changed: a new line starts", block.source)
+            self._end_line()
+        if self.failed_line:
+            return
+        try:
+            if self.pipeline is None:
+                self.pipeline = CavityPipeline(
+                    self.config,
+                    block,
+                    self.detector,
+                    self.snippet_dir,
+                    self._live_positioner(block),
+                    self.disk,
+                )
+            self._send(self.pipeline.feed(block))
+        except (GeoEdgeError, ValueError, ArithmeticError) as exc:
+            self.repairs.lines_failed += 1
+            log.error(
+                "%s: line abandoned at trace %d (%s: %s); the unit goes on with the next line",
+                block.source, block.first_trace, type(exc).__name__, exc,
+            )  # fmt: skip
+            self.pipeline, self.failed_line = None, True
+
     def _end_line(self) -> None:
+        self.repairs.new_line()
+        self.failed_line = False
         if self.pipeline is None:
             return
-        self._send(self.pipeline.flush())
+        try:
+            self._send(self.pipeline.flush())
+        except (GeoEdgeError, ValueError, ArithmeticError) as exc:
+            self.repairs.lines_failed += 1
+            log.error(
+                "%s: end of line failed (%s: %s)", self.pipeline.source, type(exc).__name__, exc
+            )
         self.last_line = self.pipeline.stats()
         self.lines += 1
         log.info("line %d done: %s", self.lines, self.last_line)

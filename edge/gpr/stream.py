@@ -145,9 +145,13 @@ class CavityPipeline:
         self.not_diffractions = 0
         self.timing = {"processing_s": 0.0, "detector_s": 0.0, "localisation_s": 0.0}
 
+    def accepts(self, block: TraceBlock) -> bool:
+        """Whether ``block`` continues this line (same samples per trace and interval)."""
+        return block.n_samples == self.geometry.n_samples and block.dt_ns == self.dt_ns
+
     def feed(self, block: TraceBlock) -> list[dict[str, Any]]:
         """Process a chunk; messages of cavities the stream has moved past."""
-        if block.n_samples != self.geometry.n_samples or block.dt_ns != self.dt_ns:
+        if not self.accepts(block):
             raise InputError(
                 f"{block.source}: trace geometry changed mid-stream "
                 f"({block.n_samples} samples x {block.dt_ns} ns)"

@@ -157,3 +157,61 @@ def test_a_stream_with_garbage_and_a_cut_trace_is_resynchronised_and_counted(
     truth = json.loads((SAMPLE / "truth.json").read_text())["targets"]
     for target in truth:
         assert any(abs(c["distance_m"] - target["distance_m"]) <= 1.0 for c in cavities), target
+
+
+def _poisoned_stream(port: int) -> threading.Thread:
+    """The sample line with one NaN sample (trace 300, a corrupted exponent byte), a trace
+    time of 1e15 s (trace 650, a broken clock) and five 4-sample traces (after trace 1100)."""
+    block = read_gpr(SAMPLE / "line01.DZT")
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        listener.close()
+        with conn:
+            for i in range(block.n_traces):
+                samples = block.samples[0, :, i].astype(np.float64)
+                stamp = LINE_START + i / 100
+                if i == 300:
+                    samples[200] = np.nan
+                if i == 650:
+                    stamp = 1e15
+                conn.sendall(encode_frame(0, i, samples, block.dt_ns, stamp))
+                if i == 1100:
+                    for k in range(5):
+                        conn.sendall(encode_frame(0, 10_000 + k, np.ones(4), block.dt_ns, stamp))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_nan_sample_a_broken_clock_and_tiny_traces_do_not_stop_the_unit(
+    tmp_path, mosquitto_broker, mqtt_subscriber
+):
+    """Each used to end the site thread (the daemon exited 1; under systemd the restart limit
+    was soon spent). Now the NaN is zeroed, the impossible time dropped, the 4-sample traces
+    dropped, each counted and logged once, and the cavities after them are still reported."""
+    sub = mqtt_subscriber(mosquitto_broker, CAVITIES)
+    port = free_port()
+    config = _config(tmp_path, port, mosquitto_broker.mqtt_toml(stats_interval_s=1))
+    stream = _poisoned_stream(port)
+    daemon = DaemonProcess(config)
+    try:
+        stream.join(timeout=60)
+        stats = daemon.wait_stats(
+            lambda s: s["site"]["lines"] >= 1 and s["queue_depth"] <= 1, 60, "the line done"
+        )
+        assert daemon.process.poll() is None, "the daemon is still running"
+        assert daemon.terminate() == 0
+    finally:
+        daemon.close()
+    site = stats["site"]
+    assert site["nonfinite_samples"] == 1 and site["bad_trace_times"] >= 1, site
+    time.sleep(0.5)
+    cavities = sub.payloads()
+    truth = json.loads((SAMPLE / "truth.json").read_text())["targets"]
+    after_nan = [t for t in truth if t["distance_m"] > 300 * 0.05]
+    assert after_nan, "the sample has targets after the NaN trace"
+    for target in after_nan:
+        assert any(abs(c["distance_m"] - target["distance_m"]) <= 1.0 for c in cavities), target

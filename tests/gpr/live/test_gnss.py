@@ -293,7 +293,7 @@ def test_tailed_files_carry_their_own_trace_times():
 
 def test_gnss_config_takes_a_tcp_address_or_a_path_relative_to_the_config(tmp_path):
     cfg = load_config(unit_config(tmp_path, "tcp://127.0.0.1:5600", "gnss/track.nmea", 2.0))
-    assert cfg.gpr.positioning.gnss == str(tmp_path / "gnss" / "track.nmea")
+    assert cfg.gpr.positioning.gnss == tmp_path / "gnss" / "track.nmea"
     assert not cfg.gpr.positioning.gnss_is_stream
     with pytest.raises(ConfigError, match=r"gpr\.positioning\.gnss: expected tcp://HOST:PORT"):
         load_config(unit_config(tmp_path, "tcp://127.0.0.1:5600", "tcp://receiver", 2.0))
