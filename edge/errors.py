@@ -19,5 +19,10 @@ class InputError(GeoEdgeError):
     """An input file or stream is unreadable, truncated or of the wrong kind."""
 
 
+class TooLargeError(GeoEdgeError):
+    """A message larger than the outbox can ever hold (``outbox.max_bytes``): storing it
+    again later cannot succeed."""
+
+
 class ModelError(GeoEdgeError):
     """A model file is missing, does not match its manifest, or cannot run here."""

@@ -43,14 +43,31 @@ install -m 0644 "$repo/README.md" "$prefix/README.md"
 # are made here so that the links from /etc/geoedge resolve before the first start.
 install -d -m 0750 -o geoedge -g geoedge "$state" "$state/state" "$state/products"
 
-# Config: the config's directory holds what its relative paths point to. state/ and
-# products/ there are skipped: on the device they are links into /var/lib/geoedge, and
-# copying a developer's local outbox over them would overwrite the device's.
-# Re-running with /etc/geoedge/station.toml itself (a package upgrade) copies nothing.
+# Config: only the files the config names (calibration, transects, ROI, tide table,
+# models, password files), at their paths relative to it, as listed by the installed
+# package (edge.config.referenced_files): never stray outputs lying beside it (snippets,
+# products, a developer's local outbox). Files outside the config's folder must be given
+# by absolute paths on the device too. Re-running with /etc/geoedge/station.toml itself
+# (a package upgrade) copies nothing.
 install -d -m 0750 -o root -g geoedge "$etc"
 if [ "$config_dir" != "$etc" ]; then
-    find "$config_dir" -mindepth 1 -maxdepth 1 ! -name state ! -name products \
-        -exec cp -r {} "$etc/" \;
+    list='
+import sys
+from pathlib import Path
+from edge.config import load_config, referenced_files
+from edge.errors import GeoEdgeError
+try:
+    config = load_config(sys.argv[1])
+except GeoEdgeError as exc:
+    sys.exit(f"install.sh: {exc}")
+folder = Path(sys.argv[1]).resolve().parent
+for path in referenced_files(config):
+    if path.is_relative_to(folder):
+        print(path.relative_to(folder))
+'
+    (cd / && "$prefix/venv/bin/python" -I -c "$list" "$config") | while IFS= read -r rel; do
+        install -D -m 0640 "$config_dir/$rel" "$etc/$rel"
+    done
 fi
 [ "$config_dir/$(basename "$config")" -ef "$etc/station.toml" ] ||
     install -m 0640 -o root -g geoedge "$config" "$etc/station.toml"

@@ -39,7 +39,13 @@ from edge.config.station import StationSection
 from edge.config.storage import StorageSection
 from edge.errors import ConfigError
 
-__all__ = ["StationConfig", "format_validation_error", "load_config", "with_changes"]
+__all__ = [
+    "StationConfig",
+    "format_validation_error",
+    "load_config",
+    "referenced_files",
+    "with_changes",
+]
 
 
 class StationConfig(Section):
@@ -159,3 +165,26 @@ def with_changes(
         source = str(config.source_path) if config.source_path else "config"
         raise ConfigError(format_validation_error(exc, source)) from None
     return changed.model_copy(update={"source_path": config.source_path})
+
+
+def referenced_files(config: StationConfig) -> list[Path]:
+    """The existing files the config names (calibration, transects, ROI, tide tables, models,
+    password files, a file source...), the config file first: what a device needs of its
+    config folder, and nothing that merely lies beside it (outputs, old snippets)."""
+    found: list[Path] = [] if config.source_path is None else [config.source_path]
+
+    def walk(value: object) -> None:
+        if isinstance(value, Path):
+            if value.is_file() and value not in found:
+                found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and "/" in value and Path(value).is_file():
+            walk(Path(value))
+
+    walk(config.model_dump())
+    return found

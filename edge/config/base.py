@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainValidator, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+)
 
 
 class Section(BaseModel):
@@ -105,8 +112,13 @@ def _model(value: object, info: ValidationInfo) -> Literal["default"] | Path:
     return path
 
 
-#: ``tcp://HOST:PORT`` (a stream) or a path relative to the config file (a file).
-SourceSpec = Annotated[TcpAddress | Path, PlainValidator(_source)]
+def _source_text(value: TcpAddress | Path) -> str | Path:
+    return str(value) if isinstance(value, TcpAddress) else value
+
+
+#: ``tcp://HOST:PORT`` (a stream) or a path relative to the config file (a file); dumped as
+#: the text it was read from, so a dumped config validates again.
+SourceSpec = Annotated[TcpAddress | Path, PlainValidator(_source), PlainSerializer(_source_text)]
 #: ``"default"`` (the shipped model) or the path of an existing ``.onnx`` file, relative to
 #: the config file; its manifest and precision variants lie beside it.
 ModelSpec = Annotated[Literal["default"] | Path, PlainValidator(_model)]

@@ -32,7 +32,9 @@ Unattended operation (systemd ``Type=notify``, see systemd/geoedge.service):
   up with messages queued, the outbox drained within it. A stalled pipeline stops
   the pings and systemd restarts the service.
 - When the outbox cannot store a result (disk full), the result is held in memory
-  (``held_in_memory`` in stats) and stored as soon as the outbox accepts it again.
+  (``held_in_memory`` in stats) and stored as soon as the outbox accepts it again. A
+  result larger than ``outbox.max_bytes`` can never be stored: it is refused once, with
+  one error line, counted (``refused_too_large``), and nothing queues behind it.
 - Every ``stats`` snapshot is also written to ``status.json`` beside the outbox for
   ``geoedge status``; product retention (:mod:`edge.station.retention`) runs every
   ``storage.sweep_interval_s``.
@@ -41,8 +43,9 @@ Unattended operation (systemd ``Type=notify``, see systemd/geoedge.service):
 
 SIGTERM/SIGINT set ``stop``; the daemon waits for the site, sends what is queued
 for up to ``mqtt.shutdown_grace_s`` s, publishes the retained status offline and
-exits 0 (1 if the site failed). An unreachable broker is one log line; messages
-keep queueing in the outbox.
+exits 0 (1 if the site failed, or if results held in memory were lost at shutdown: the
+error line says how many). An unreachable broker is one log line; messages keep queueing
+in the outbox.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import StationConfig
-from edge.errors import GeoEdgeError, InputError
+from edge.errors import GeoEdgeError, InputError, TooLargeError
 from edge.station.health import HealthMonitor
 from edge.station.messages import json_safe, topic
 from edge.station.outbox import Outbox
@@ -79,6 +82,8 @@ STALL_S = 300.0
 MAX_HELD = 10_000
 #: Commands accepted on ``<prefix>/<station>/cmd``.
 COMMANDS = ("stats",)
+#: At most one command acted on per this many seconds; the rest are coalesced.
+COMMAND_INTERVAL_S = 5.0
 
 #: ``station.kind`` -> "module:factory" of the site, imported only when needed.
 SITES = {"beach": "edge.beach.site:beach_site", "gpr": "edge.gpr.site:gpr_site"}
@@ -137,6 +142,11 @@ class Daemon:
         self._site: Site | None = None
         self._site_thread: threading.Thread | None = None
         self._exit_code = 0
+        #: Results refused because they exceed outbox.max_bytes (``stats``: refused_too_large).
+        self.refused_too_large = 0
+        #: Commands coalesced into one acted on within COMMAND_INTERVAL_S (``stats``).
+        self.commands_coalesced = 0
+        self._last_command = -COMMAND_INTERVAL_S
         self._stalled: str | None = None
         self._stalled_kind: str | None = None
 
@@ -190,8 +200,10 @@ class Daemon:
             self._emit_stats()
             self.publisher.stop()
             with self._held_lock:
-                if self._held:
-                    log.error("%d result(s) held in memory could not be stored", len(self._held))
+                lost = sum(1 for t, _, _ in self._held if not t.endswith("/stats"))
+                if lost:
+                    log.error("%d result(s) held in memory could not be stored: lost", lost)
+                    self._exit_code = max(self._exit_code, 1)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -248,6 +260,13 @@ class Daemon:
             full_topic, payload, key = self._held[0]
             try:
                 self.outbox.put(full_topic, payload, key=key)
+            except TooLargeError as exc:
+                # It can never fit: refused once, loudly, counted; nothing waits behind it.
+                self._held.popleft()
+                if not full_topic.endswith("/stats"):
+                    self.refused_too_large += 1
+                    log.error("result refused, it can never be sent: %s", exc)
+                continue
             except GeoEdgeError:
                 if full_topic.endswith("/stats"):
                     self._held.popleft()
@@ -274,6 +293,8 @@ class Daemon:
         message = self.health.message(
             site_stats,
             held_in_memory=held,
+            refused_too_large=self.refused_too_large,
+            commands_coalesced=self.commands_coalesced,
             broker_connected=self.publisher.connected,
             disk_full=bool(site_stats.get("disk_full", False)),
             inputs_rejected=self.publisher.rejected.counts(),
@@ -357,10 +378,23 @@ class Daemon:
         return "; ".join(parts)
 
     def _on_command(self, topic_name: str, payload: Any) -> None:
-        """``{"command": "stats"}``: publish a stats snapshot now (from the main loop)."""
+        """``{"command": "stats"}``: publish a stats snapshot now (from the main loop).
+
+        At most one command is acted on (and logged) per ``COMMAND_INTERVAL_S``; the others
+        are coalesced into it and counted (``commands_coalesced``): a flood of commands costs
+        a few snapshots and log lines, not one each.
+        """
         if not isinstance(payload, dict) or payload.get("command") not in COMMANDS:
             raise InputError(f'expected {{"command": one of {list(COMMANDS)}}}')
-        log.info("command %s received on %s", payload["command"], topic_name)
+        now = time.monotonic()
+        if now - self._last_command < COMMAND_INTERVAL_S:
+            self.commands_coalesced += 1
+            return
+        self._last_command = now
+        log.info(
+            "command %s received on %s (%d coalesced so far)",
+            payload["command"], topic_name, self.commands_coalesced,
+        )  # fmt: skip
         self._stats_now.set()
 
     def _sweep(self) -> None:

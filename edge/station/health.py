@@ -7,6 +7,7 @@ Fields (besides the envelope):
   stats message not included); ``oldest_queued_s``: how long the oldest has waited
   (null when empty); ``dropped``: messages the outbox dropped by its size policy,
   ever; ``duplicates_refused``: recomputed results refused as already sent, ever;
+  ``refused_too_large``: results larger than ``outbox.max_bytes``, refused (never sent);
   ``held_in_memory``: results the outbox could not store (disk full), kept in
   memory and retried.
 - ``broker_connected``: whether the MQTT session is up.

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import GeoEdgeError
+from edge.errors import GeoEdgeError, TooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class Outbox:
             raise ValueError(f"not a topic to publish to: {topic!r}")
         size = len(topic.encode("utf-8")) + len(body)
         if size > self.max_bytes:
-            raise GeoEdgeError(
+            raise TooLargeError(
                 f"outbox {self.path}: a {size}-byte message on {topic} exceeds "
                 f"outbox.max_bytes = {self.max_bytes}"
             )

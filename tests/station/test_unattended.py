@@ -334,6 +334,38 @@ def test_a_stats_command_is_answered_and_bad_commands_are_counted(tmp_path, mosq
     assert snapshots[-1].json()["inputs_rejected"] == {"geoedge/wd-01/cmd": 3}
 
 
+def test_a_command_flood_costs_a_few_snapshots_and_log_lines_not_one_each(
+    tmp_path, mosquitto_broker, mqtt_subscriber, caplog
+):
+    """2,000 stats commands in a burst used to give 2,002 log lines. Now one command per
+    COMMAND_INTERVAL_S is acted on, the rest are coalesced and counted."""
+    sub = mqtt_subscriber(mosquitto_broker, "geoedge/wd-01/stats")
+    config = load_config(_station(tmp_path, mosquitto_broker.mqtt_toml(stats_interval_s=3600)))
+    StallingSite.hang.clear()
+    daemon = Daemon(config, site_factory=StallingSite)
+    flood = [("geoedge/wd-01/cmd", '{"command": "stats"}', 1, False)] * 2000
+    host, port = mosquitto_broker.host, mosquitto_broker.port
+
+    def control_room() -> None:
+        try:
+            daemon.publisher.wait_connected(10)
+            sub.wait_count(1, 10)
+            mqtt_publish.multiple(flood, hostname=host, port=port)
+            deadline = time.monotonic() + 20
+            while daemon.commands_coalesced + 1 < 2000 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            daemon.request_stop("test")
+
+    threading.Thread(target=control_room).start()
+    with caplog.at_level(logging.INFO):
+        daemon.run()
+    said = [r for r in caplog.records if "command stats received" in r.getMessage()]
+    assert daemon.commands_coalesced + len(said) == 2000
+    assert 1 <= len(said) <= 5, len(said)
+    assert len(sub.wait_count(2, 10)) <= 8  # start, a few answers, stop
+
+
 def _gpr_unit(tmp_path: Path, min_free_bytes: int):
     from edge.gpr.site import GprUnit
 
@@ -364,3 +396,44 @@ def test_gpr_snippets_are_skipped_on_a_full_disk_and_the_cavities_still_reported
     else:
         assert all(Path(s).is_file() for s in snippets) and not unit.stats()["disk_full"]
     assert time.monotonic() - unit.progress() < 60
+
+
+class BurstSite:
+    """Emits a 6 KB result, then three small ones, then returns (the daemon then stops)."""
+
+    def __init__(self, config, emit, subscribe) -> None:
+        self.emit, self.station = emit, config.station.id
+
+    def run(self, stop: threading.Event) -> None:
+        big = envelope("waterline", self.station, 1_750_000_000.0, pad="x" * 6000)
+        self.emit("waterline", big)
+        for n in range(3):
+            self.emit("products", envelope("products", self.station, 1_750_000_060.0 + n, n=n))
+
+    def progress(self) -> float:
+        return time.monotonic()
+
+    def stats(self) -> dict:
+        return {"collections": 4, "last_collection": None}
+
+
+def test_a_result_that_can_never_fit_is_refused_once_and_nothing_waits_behind_it(tmp_path, caplog):
+    """outbox.max_bytes = 4096 is valid, a waterline message ~5 KB: that result used to sit
+    at the head of the held queue, unlogged, blocking every later result and stats message,
+    and was thrown away at shutdown with exit 0. Now: one error line, counted, the later
+    results stored, and a clean stop."""
+    path = _station(tmp_path, "[mqtt]\nenabled = false\n")
+    path.write_text(path.read_text().replace("[outbox]\n", "[outbox]\nmax_bytes = 4096\n"))
+    daemon = Daemon(load_config(path), site_factory=BurstSite)
+    with caplog.at_level(logging.ERROR):
+        assert daemon.run() == 0
+    refused = [r for r in caplog.records if "can never be sent" in r.getMessage()]
+    assert len(refused) == 1 and "exceeds outbox.max_bytes = 4096" in refused[0].getMessage()
+    assert daemon.refused_too_large == 1
+    box = Outbox(tmp_path / "state" / "outbox.sqlite")
+    try:
+        topics = [m.topic.rsplit("/", 1)[-1] for m in box.pending(limit=100)]
+    finally:
+        box.close()
+    assert topics.count("products") == 3 and "waterline" not in topics
+    assert "stats" in topics  # stats still get through
