@@ -16,13 +16,19 @@ class TlsSection(Section):
     ca_file: ExistingFile | None = None
     cert_file: ExistingFile | None = None
     key_file: ExistingFile | None = None
-    #: Skip host name verification (test benches only; logged as a warning).
+    #: Skip host name verification (test benches only): needs ``ca_file`` beside it (the
+    #: certificate chain is still checked), logged as a warning and shown by ``geoedge status``.
     insecure: bool = False
 
     @model_validator(mode="after")
     def _pair(self) -> TlsSection:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("give both 'cert_file' and 'key_file' for a client certificate")
+        if self.insecure and self.ca_file is None:
+            raise ValueError(
+                "insecure = true skips the host name check only: give the CA you trust in "
+                "'ca_file' beside it"
+            )
         return self
 
 

@@ -366,10 +366,13 @@ class Daemon:
         parts.append(
             f"outbox {self.outbox.depth()} queued" + (f" (oldest {age:.0f} s)" if age else "")
         )
-        if not self.config.mqtt.enabled:
+        mqtt_cfg = self.config.mqtt
+        if not mqtt_cfg.enabled:
             parts.append("MQTT disabled: messages stay in the outbox")
         else:
             parts.append("broker connected" if self.publisher.connected else "broker unreachable")
+            if mqtt_cfg.tls is not None and mqtt_cfg.tls.insecure:
+                parts.append("TLS host name NOT verified (mqtt.tls.insecure)")
         if site.get("disk_full"):
             parts.append("DISK FULL: products not written")
         with self._held_lock:

@@ -37,6 +37,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for the retained offline status to be acknowledged at shutdown.
 _OFFLINE_ACK_S = 2.0
+#: MQTT 5 session expiry (s): commands and inputs sent while the station is offline this
+#: long are still delivered when it comes back (3.1.1 sessions never expire).
+SESSION_EXPIRY_S = 7 * 86400
 
 
 def _read_password(cfg: MqttSection) -> str | None:
@@ -107,10 +111,13 @@ class Publisher:
     def _make_client(self) -> mqtt.Client:
         cfg = self._cfg
         protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
+        # A persistent session: the broker keeps the station's subscriptions (cmd, inputs)
+        # and queues their QoS 1 messages while it is offline (MQTT 5: for SESSION_EXPIRY_S).
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=protocol,
+            clean_session=None if protocol == mqtt.MQTTv5 else False,
         )
         client.max_inflight_messages_set(cfg.max_inflight)
         client.max_queued_messages_set(0)
@@ -123,6 +130,13 @@ class Publisher:
         )
         if cfg.username is not None:
             client.username_pw_set(cfg.username, _read_password(cfg))
+            if cfg.tls is None:
+                log.warning(
+                    "mqtt: the password for %s goes to %s in clear text (no [mqtt.tls]): "
+                    "anyone on the path can read it",
+                    cfg.username,
+                    self._where,
+                )
         if cfg.tls is not None:
             tls = cfg.tls
             if tls.key_file is not None:
@@ -183,7 +197,18 @@ class Publisher:
             self.client_id,
             self.outbox.depth(),
         )
-        self._client.connect_async(self._cfg.host, self._cfg.port, self._cfg.keepalive_s)
+        if self._cfg.protocol == "5":
+            session = Properties(PacketTypes.CONNECT)
+            session.SessionExpiryInterval = SESSION_EXPIRY_S
+            self._client.connect_async(
+                self._cfg.host,
+                self._cfg.port,
+                self._cfg.keepalive_s,
+                clean_start=False,
+                properties=session,
+            )
+        else:
+            self._client.connect_async(self._cfg.host, self._cfg.port, self._cfg.keepalive_s)
         self._client.loop_start()
         self._drain_thread = threading.Thread(
             target=self._drain, name="publisher-drain", daemon=True

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import paho.mqtt.publish as mqtt_publish
 import pytest
+from pydantic import ValidationError
 
+from edge.config.mqtt import TlsSection
 from edge.station.outbox import Outbox
 from edge.station.publisher import Publisher
 from tests.helpers.broker import Broker, free_port, make_ca, make_server_cert
@@ -192,6 +194,9 @@ def test_password_login_works_and_the_password_is_never_logged(
     assert _seq(sub.wait_count(3, 20)) == [0, 1, 2]
     publisher.stop()
     assert password_broker.password not in caplog.text
+    # No TLS on this listener: the operator is told once that the password travels in clear.
+    warned = [r for r in caplog.records if "in clear text" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
 
 
 def test_a_wrong_password_gives_one_clear_error_line(password_broker, tmp_path, outbox, caplog):
@@ -334,3 +339,42 @@ def test_a_poisoned_input_payload_is_counted_and_the_link_stays_alive(
         assert _seq(sub.wait_count(5, 10, DATA)) == [0, 1, 2, 3, 4]  # and still publishes
     finally:
         publisher.stop()
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_commands_sent_while_the_station_is_offline_reach_it_when_it_returns(
+    mosquitto_broker, tmp_path, protocol
+):
+    """A persistent session: the broker keeps the station's cmd subscription and queues a
+    QoS 1 command sent while the station is down (Mosquitto persistence, as the shipped
+    mosquitto.conf sets it, keeps it across a broker restart too)."""
+    section = mosquitto_broker.mqtt_section(protocol=protocol, client_id=f"persist-{protocol}")
+    topic = f"geoedge/{STATION}/cmd"
+    first = Outbox(tmp_path / "a.sqlite")
+    publisher = Publisher(section, STATION, first)
+    publisher.subscribe(topic, lambda t, p: None)
+    publisher.start()
+    assert publisher.wait_connected(10)
+    time.sleep(0.3)  # SUBACK
+    publisher.stop()
+    first.close()
+    host, port = mosquitto_broker.host, mosquitto_broker.port
+    mqtt_publish.single(topic, '{"command": "stats"}', qos=1, hostname=host, port=port)
+    received: list = []
+    second = Outbox(tmp_path / "b.sqlite")
+    again = Publisher(section, STATION, second)
+    again.subscribe(topic, lambda t, p: received.append(p))
+    again.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received == [{"command": "stats"}]
+    finally:
+        again.stop()
+        second.close()
+
+
+def test_an_insecure_tls_setting_must_name_the_ca_it_trusts(tmp_path):
+    with pytest.raises(ValidationError, match="give the CA you trust"):
+        TlsSection(insecure=True)
