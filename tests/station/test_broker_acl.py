@@ -4,12 +4,14 @@ commands; the control room reads everything and sends commands."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import paho.mqtt.publish as mqtt_publish
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -101,3 +103,23 @@ def test_a_station_reads_its_own_commands_only(acl_broker, tmp_path):
             publisher.stop(grace_s=1)
             box.close()
     assert got == {"acl-01": ["geoedge/acl-01/cmd"], "acl-02": []}
+
+
+def test_the_shipped_broker_config_bounds_the_message_size(tmp_path, mqtt_subscriber):
+    """mosquitto.conf's max_packet_size on a real Mosquitto: a 5 KB result passes, a 2 MiB
+    publish (a 50 MiB one was accepted and forwarded before) is refused."""
+    conf = (REPO / "systemd" / "mosquitto" / "mosquitto.conf").read_text()
+    limit = next(ln for ln in conf.splitlines() if ln.startswith("max_packet_size "))
+    broker = Broker(workdir=tmp_path, listener_conf=f"allow_anonymous true\n{limit}\n")
+    broker.start()
+    try:
+        sub = mqtt_subscriber(broker, "geoedge/#")
+        host, port = broker.host, broker.port
+        with contextlib.suppress(OSError, ValueError):
+            mqtt_publish.single("geoedge/s/big", b"x" * (2 << 20), qos=0, hostname=host, port=port)
+        mqtt_publish.single("geoedge/s/small", b"y" * 5000, qos=1, hostname=host, port=port)
+        arrived = sub.wait_count(1, 10)
+        time.sleep(0.5)
+        assert [m.topic for m in sub.messages] == ["geoedge/s/small"], arrived
+    finally:
+        broker.stop()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edge.beach.shoreline.slope import Observation, SlopeEstimate
 from edge.errors import GeoEdgeError
+from edge.station.outbox import WAL_BOUNDS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -46,6 +47,8 @@ class ShorelineStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
+            for pragma in WAL_BOUNDS:
+                self.db.execute(pragma)
             self.db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise GeoEdgeError(f"shoreline store {path}: {exc}") from None
