@@ -177,10 +177,15 @@ class DedupSection(Section):
 
 
 class LiveSection(Section):
-    """Live input: bounded queue of trace chunks between the reader and processing."""
+    """Live input: the queue of trace chunks between the reader and processing, bounded by
+    ``queue_chunks`` chunks and ``queue_mb`` MiB of samples; frames of a channel at or above
+    ``max_channels`` are refused (counted in ``frames_refused``): a peer announcing thousands
+    of channels cannot grow the unit's memory."""
 
     queue_chunks: int = Field(default=256, ge=1)
+    queue_mb: float = Field(default=256.0, gt=0)
     chunk_traces: int = Field(default=64, ge=1)
+    max_channels: int = Field(default=64, ge=1, le=1024)
     poll_s: float = Field(default=0.2, gt=0)
 
 

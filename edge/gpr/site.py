@@ -68,12 +68,15 @@ class GprUnit:
             raise ConfigError("a GPR unit needs a [gpr] section")
         self.config, self.emit, self.gpr = config, emit, config.gpr
         self.detector = build_detector(self.gpr)
-        self.queue = TraceQueue(self.gpr.live.queue_chunks)
+        live = self.gpr.live
+        self.queue = TraceQueue(live.queue_chunks, round(live.queue_mb * (1 << 20)))
         self.one_shot = False
         src = self.gpr.source
         self.source: TraceSource
         if isinstance(src, TcpAddress):
-            self.source = TcpTraceSource(src.host, src.port, self.gpr.live.chunk_traces)
+            self.source = TcpTraceSource(
+                src.host, src.port, live.chunk_traces, max_channels=live.max_channels
+            )
         elif self.gpr.follow:
             self.source = FileTailSource(src, self.gpr.live.chunk_traces, self.gpr.live.poll_s)
         else:

@@ -57,6 +57,9 @@ class StreamStats(FramingCounters):
     missing_traces: int = 0
     queue_depth: int = 0
     queue_capacity: int = 0
+    queue_bytes: int = 0
+    #: Frames of a channel at or above ``[gpr.live] max_channels``: refused.
+    frames_refused: int = 0
     lag_s: float = 0.0
     max_lag_s: float = 0.0
     blocked_s: float = 0.0
@@ -74,16 +77,28 @@ class StreamStats(FramingCounters):
 
 
 class TraceQueue:
-    """The bounded queue between a source thread and processing, with its stats."""
+    """The queue between a source thread and processing, bounded by chunks and by bytes of
+    samples (``max_bytes``: a peer sending huge or many-channel traces cannot grow memory
+    past it; one chunk is always let in so that any chunk fits), with its stats."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int = 256 << 20) -> None:
         self.queue: queue.Queue[TraceBlock | str] = queue.Queue(maxsize=capacity)
         self.stats = StreamStats(queue_capacity=capacity)
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._room = threading.Condition()
         self._lock = threading.Lock()
 
     def put(self, block: TraceBlock, stop: threading.Event) -> bool:
         """Block until there is room (never drop); False if stopped first."""
         t0 = time.monotonic()
+        size = block.samples.nbytes
+        with self._room:
+            while self._bytes and self._bytes + size > self.max_bytes:
+                if stop.is_set():
+                    return False
+                self._room.wait(0.2)
+            self._bytes += size
         while not stop.is_set():
             try:
                 self.queue.put(block, timeout=0.2)
@@ -92,9 +107,16 @@ class TraceQueue:
             with self._lock:
                 self.stats.traces_received += block.n_traces
                 self.stats.queue_depth = self.queue.qsize()
+                self.stats.queue_bytes = self._bytes
                 self.stats.blocked_s += time.monotonic() - t0
             return True
+        self._release(size)
         return False
+
+    def _release(self, size: int) -> None:
+        with self._room:
+            self._bytes -= size
+            self._room.notify_all()
 
     def end_of_line(self, stop: threading.Event) -> None:
         """Mark the end of a line (a closed connection, the end of a file) with :data:`END`."""
@@ -114,7 +136,9 @@ class TraceQueue:
 
     def done(self, block: TraceBlock) -> None:
         """Record that ``block`` has been processed (updates lag from its trace times)."""
+        self._release(block.samples.nbytes)
         with self._lock:
+            self.stats.queue_bytes = self._bytes
             self.stats.traces_processed += block.n_traces
             self.stats.queue_depth = self.queue.qsize()
             if block.trace_times is not None and block.n_traces:
@@ -138,8 +162,10 @@ class TcpTraceSource:
         retry_s: float = 1.0,
         source: str = "",
         max_retry_s: float = 10.0,
+        max_channels: int = 64,
     ) -> None:
         self.host, self.port, self.chunk = host, port, chunk
+        self.max_channels = max_channels
         self.backoff = Backoff(retry_s, max_retry_s)
         self.source = source or f"tcp://{host}:{port}"
 
@@ -152,7 +178,7 @@ class TcpTraceSource:
                     out.stats.connected = True
                     self.backoff.succeeded()
                     log.info("connected to trace stream %s", self.source)
-                    lines = _LineAssembler(self.chunk, self.source, out, stop)
+                    lines = _LineAssembler(self.chunk, self.source, out, stop, self.max_channels)
                     for frame in read_frames(sock, stop, out.stats, self.source):
                         lines.add(frame)
                     lines.end_line()
@@ -170,8 +196,17 @@ class TcpTraceSource:
 class _LineAssembler:
     """Frames of one connection -> complete traces -> chunks of ``chunk`` traces -> queue."""
 
-    def __init__(self, chunk: int, source: str, out: TraceQueue, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        chunk: int,
+        source: str,
+        out: TraceQueue,
+        stop: threading.Event,
+        max_channels: int = 64,
+    ) -> None:
         self.chunk, self.source, self.out, self.stop = chunk, source, out, stop
+        self.max_channels = max_channels
+        self._refusing = False
         self._reset()
 
     def _reset(self) -> None:
@@ -185,6 +220,16 @@ class _LineAssembler:
         self.sent = 0
 
     def add(self, frame: Frame) -> None:
+        if frame.channel >= self.max_channels:
+            self.out.stats.frames_refused += 1
+            if not self._refusing:
+                self._refusing = True
+                log.warning(
+                    "%s: frames of channel %d refused (the unit takes channels 0..%d: "
+                    "[gpr.live] max_channels); logged once per connection",
+                    self.source, frame.channel, self.max_channels - 1,
+                )  # fmt: skip
+            return
         geometry = (frame.samples.size, frame.dt_ns)
         if self.geometry is not None and geometry != self.geometry:
             log.warning(

@@ -19,6 +19,7 @@ import pytest
 
 from edge.gpr.live.framing import FRAME, MAGIC, FrameParser, encode_frame
 from edge.gpr.live.sources import END, TcpTraceSource, TraceQueue
+from edge.gpr.traces import TraceBlock
 
 CHANNELS = 2
 SAMPLES = 64
@@ -165,3 +166,43 @@ def test_absurd_sample_count_is_never_allocated():
     parser.feed(head + encode_frame(0, 0, np.ones(8), 0.1, 1.7e9))
     frames = parser.frames(final=True)
     assert [f.trace for f in frames] == [0] and parser.counters.garbage_bytes == FRAME.size
+
+
+def test_a_peer_announcing_thousands_of_channels_cannot_grow_memory():
+    """Valid frames for channels 0..3999 (each trace 4,000 x 512 floats = 8 MB) used to fill
+    the per-trace channel map and the queue without bound (3 GB in 6 s). With max_channels = 4
+    the rest are refused and counted; what reaches the queue is 4 channels a trace."""
+    samples = np.zeros(512, np.float32)
+    payload = b"".join(
+        encode_frame(ch, k, samples, 0.1, 1.7e9 + k / 100) for k in range(6) for ch in range(4000)
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    threading.Thread(target=_serve, args=(listener, [payload]), daemon=True).start()
+    q, stop = TraceQueue(64), threading.Event()
+    source = TcpTraceSource("127.0.0.1", port, chunk=2, retry_s=0.05, max_channels=4)
+    reader = threading.Thread(target=source.run, args=(q, stop), daemon=True)
+    reader.start()
+    lines = _lines(q, 1)
+    stop.set()
+    reader.join(5)
+    assert [b.n_channels for b in lines[0]] == [4, 4, 4]
+    assert q.stats.frames_refused == 6 * 3996
+
+
+def test_the_queue_is_bounded_by_bytes_and_lets_one_chunk_in_whatever_its_size():
+    q, stop = TraceQueue(capacity=100, max_bytes=100_000), threading.Event()
+    big = TraceBlock(np.zeros((1, 256, 64), np.float32), 0.1)  # 65,536 bytes
+    assert q.put(big, stop)  # the first always fits
+    second = threading.Thread(target=q.put, args=(big, stop), daemon=True)
+    second.start()
+    second.join(0.6)
+    assert second.is_alive() and q.stats.queue_bytes == 65_536  # waits for room
+    item = q.get(1.0)
+    assert isinstance(item, TraceBlock)
+    q.done(item)
+    second.join(2.0)
+    assert not second.is_alive() and q.stats.queue_bytes == 65_536
+    huge = TraceBlock(np.zeros((1, 1024, 256), np.float32), 0.1)  # 1 MiB > max_bytes
+    q.done(q.get(1.0))  # empty again: one chunk is let in, however large
+    assert q.put(huge, stop)
