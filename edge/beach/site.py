@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -68,8 +68,15 @@ from edge.station.site import Emit, Subscribe
 
 log = logging.getLogger(__name__)
 
-#: ``analyse(collections) -> [(kind, message), ...]``: later stages on one collection.
-Analyse = Callable[[list[Collection]], list[tuple[str, dict[str, Any]]]]
+
+class Analyse(Protocol):
+    """The later stages on one collection: ``analyse(collections) -> [(kind, message)]``."""
+
+    def __call__(self, collections: list[Collection]) -> list[tuple[str, dict[str, Any]]]: ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of the stages (merged into the site's ``stats``)."""
+
 
 #: How long one read waits before the loop checks ``stop`` and the clock again (s).
 POLL_S = 0.5
@@ -282,6 +289,7 @@ class BeachStation:
                 "collections_failed": self._failed,
                 "last_collection": None if last is None else utc_iso(last),
                 **self.disk.stats(),
+                **({} if self.analyse is None else self.analyse.stats()),
                 "cameras": per_camera,
             }
 
@@ -488,6 +496,9 @@ class CollectionAnalysis:
         self.waves.attach(subscribe)
         self.analyser = BeachAnalyser(config)
         self.shoreline = ShorelineStage(config)
+
+    def stats(self) -> dict[str, Any]:
+        return {"store_rows_not_stored": self.shoreline.store.rows_not_stored}
 
     def __call__(self, collections: list[Collection]) -> list[tuple[str, dict[str, Any]]]:
         usable = [c for c in collections if c.timex is not None and not UNUSABLE & set(c.flags)]

@@ -91,3 +91,7 @@ class OutboxSection(Section):
     max_messages: int = Field(default=100_000, gt=0)
     max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     remember_days: float = Field(default=7.0, gt=0)
+    #: Disk kept free for the outbox (MiB): a file this size lies beside it and is deleted
+    #: when the disk fills up, so that results computed then are still stored durably
+    #: (recreated once the disk has room for it twice over). 0 = none.
+    reserve_mb: float = Field(default=8.0, ge=0)

@@ -128,7 +128,9 @@ class Daemon:
             config.outbox.max_messages,
             config.outbox.max_bytes,
             remember_s=config.outbox.remember_days * 86400.0,
+            reserve_bytes=round(config.outbox.reserve_mb * (1 << 20)),
         )
+        self.outbox.keep_reserve()
         try:
             self.publisher = Publisher(config.mqtt, self.station, self.outbox)
         except GeoEdgeError:
@@ -220,6 +222,7 @@ class Daemon:
             now = time.monotonic()
             with self._held_lock:
                 self._store_held()
+            self.outbox.keep_reserve()
             if self._stats_now.is_set() or now >= next_stats:
                 self._stats_now.clear()
                 self._emit_stats()

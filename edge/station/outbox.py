@@ -106,10 +106,15 @@ class Outbox:
         max_messages: int = 100_000,
         max_bytes: int = 512 * 1024 * 1024,
         remember_s: float = 7 * 86400.0,
+        reserve_bytes: int = 0,
     ) -> None:
-        if max_messages <= 0 or max_bytes <= 0:
-            raise ValueError("max_messages and max_bytes must be positive")
+        if max_messages <= 0 or max_bytes <= 0 or reserve_bytes < 0:
+            raise ValueError("max_messages and max_bytes must be positive, reserve_bytes >= 0")
         self.path = Path(path)
+        #: A file of this many bytes kept beside the outbox and deleted when its disk is
+        #: full, so that results still find room (then recreated once space is back).
+        self.reserve = self.path.with_name(self.path.name + ".reserve")
+        self.reserve_bytes = reserve_bytes
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.remember_s = remember_s
@@ -164,6 +169,37 @@ class Outbox:
             "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages (key) WHERE key IS NOT NULL"
         )
 
+    def keep_reserve(self) -> bool:
+        """Create the reserve file when it is missing and the disk has room for it twice over;
+        True when the reserve is in place (always True without one)."""
+        if not self.reserve_bytes or self.reserve.exists():
+            return True
+        try:
+            stat = os.statvfs(self.path.parent)
+            if stat.f_bavail * stat.f_frsize < 2 * self.reserve_bytes:
+                return False
+            with open(self.reserve, "wb") as f:
+                f.truncate(0)
+                os.posix_fallocate(f.fileno(), 0, self.reserve_bytes)
+                os.fsync(f.fileno())
+        except OSError as exc:
+            self.reserve.unlink(missing_ok=True)
+            log.warning("outbox %s: cannot keep its disk reserve (%s)", self.path, exc.strerror)
+            return False
+        return True
+
+    def _release_reserve(self) -> bool:
+        """Delete the reserve file (the disk is full); True if there was one to free."""
+        if not self.reserve.exists():
+            return False
+        self.reserve.unlink()
+        log.error(
+            "outbox %s: disk full: released the %d-byte reserve so results can still be stored",
+            self.path,
+            self.reserve_bytes,
+        )
+        return True
+
     def _prune_delivered(self) -> None:
         self._db.execute("DELETE FROM delivered WHERE time < ?", (time.time() - self.remember_s,))
 
@@ -195,30 +231,20 @@ class Outbox:
             )
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                if key is not None and self._known(key):
-                    self._db.execute(
-                        "UPDATE counters SET value = value + 1 WHERE name = 'duplicates'"
-                    )
-                    self._db.execute("COMMIT")
-                    log.info("outbox %s: %s already queued or sent, not stored", self.path, key)
-                    return None
-                dropped = self._make_room(size)
-                msg_id = self._db.execute(
-                    "INSERT INTO messages (topic, payload, qos, retain, is_stats, size, key, "
-                    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (topic, body, qos, int(retain), int(_is_stats(topic)), size, key, time.time()),
-                ).lastrowid
-                if msg_id is None:  # sqlite3 sets it after every INSERT; rolled back below
-                    raise sqlite3.DatabaseError("INSERT gave no row id")
-                self._db.execute("COMMIT")
+                stored = self._insert(topic, body, qos, retain, key, size)
             except sqlite3.Error as exc:
                 self._rollback()
-                self._count, self._bytes = self._recount()
-                log.error("outbox %s: message on %s NOT stored: %s", self.path, topic, exc)
-                raise GeoEdgeError(
-                    f"outbox {self.path}: cannot store message on {topic} ({exc})"
-                ) from None
+                # A full disk: the reserve file makes room once, and the message is stored.
+                if not ("full" in str(exc) and self._release_reserve()):
+                    self._count, self._bytes = self._recount()
+                    log.error("outbox %s: message on %s NOT stored: %s", self.path, topic, exc)
+                    raise GeoEdgeError(
+                        f"outbox {self.path}: cannot store message on {topic} ({exc})"
+                    ) from None
+                return self.put(topic, payload, qos, retain, key)
+            if stored is None:
+                return None
+            msg_id, dropped = stored
             self._count += 1 - dropped[0]
             self._bytes += size - dropped[1]
         if dropped[0]:
@@ -234,6 +260,27 @@ class Outbox:
         for callback in self._listeners:
             callback()
         return msg_id
+
+    def _insert(
+        self, topic: str, body: bytes, qos: int, retain: bool, key: str | None, size: int
+    ) -> tuple[int, tuple[int, int]] | None:
+        """The insert transaction of :meth:`put`: (id, dropped), or None for a known key."""
+        self._db.execute("BEGIN IMMEDIATE")
+        if key is not None and self._known(key):
+            self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'duplicates'")
+            self._db.execute("COMMIT")
+            log.info("outbox %s: %s already queued or sent, not stored", self.path, key)
+            return None
+        dropped = self._make_room(size)
+        msg_id = self._db.execute(
+            "INSERT INTO messages (topic, payload, qos, retain, is_stats, size, key, "
+            "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (topic, body, qos, int(retain), int(_is_stats(topic)), size, key, time.time()),
+        ).lastrowid
+        if msg_id is None:  # sqlite3 sets it after every INSERT; rolled back by the caller
+            raise sqlite3.DatabaseError("INSERT gave no row id")
+        self._db.execute("COMMIT")
+        return msg_id, dropped
 
     def _known(self, key: str) -> bool:
         for table in ("messages", "delivered"):

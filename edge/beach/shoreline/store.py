@@ -7,6 +7,7 @@ distances chainages in m (positive seaward), elevations m in the station datum.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ class ShorelinePoint:
     sigma_m: float | None
 
 
+log = logging.getLogger(__name__)
+
+
 class ShorelineStore:
     """SQLite file (WAL) with the three tables of the module docstring."""
 
@@ -53,19 +57,40 @@ class ShorelineStore:
         except (OSError, sqlite3.Error) as exc:
             raise GeoEdgeError(f"shoreline store {path}: {exc}") from None
         self.path = path
+        #: Rows the store could not take (disk full): counted, logged once per run.
+        self.rows_not_stored = 0
+        self._failing = False
 
     def close(self) -> None:
         self.db.close()
+
+    def _write(self, sql: str, row: tuple[object, ...]) -> None:
+        """One row, or, when the store cannot take it (disk full, read-only), one log line
+        per run and a count (``rows_not_stored``): the store is a side record; the results
+        it would have kept are computed and published all the same."""
+        try:
+            with self.db:
+                self.db.execute(sql, row)
+        except sqlite3.Error as exc:
+            self.rows_not_stored += 1
+            if not self._failing:
+                log.error(
+                    "shoreline store %s cannot store (%s): results are still published; "
+                    "slope history waits for space",
+                    self.path, exc,
+                )  # fmt: skip
+            self._failing = True
+            return
+        self._failing = False
 
     def add_observation(
         self, transect: str, obs: Observation, tide_m: float, wave_m: float
     ) -> None:
         """One valid crossing; ``wave_m`` = z - tide (setup plus the swash fraction)."""
-        with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?,?,?,?)",
-                (obs.time, transect, obs.distance_m, obs.z_m, tide_m, wave_m, obs.hs_m, obs.tp_s),
-            )
+        self._write(
+            "INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?,?,?,?)",
+            (obs.time, transect, obs.distance_m, obs.z_m, tide_m, wave_m, obs.hs_m, obs.tp_s),
+        )
 
     def observations(self, transect: str, start: float, end: float) -> list[Observation]:
         rows = self.db.execute(
@@ -76,11 +101,10 @@ class ShorelineStore:
         return [Observation(*row) for row in rows]
 
     def save_slope(self, day: str, transect: str, est: SlopeEstimate) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO slopes VALUES (?,?,?,?,?,?)",
-                (day, transect, est.tan_beta, est.stderr, est.n, est.source),
-            )
+        self._write(
+            "INSERT OR REPLACE INTO slopes VALUES (?,?,?,?,?,?)",
+            (day, transect, est.tan_beta, est.stderr, est.n, est.source),
+        )
 
     def last_good_slope(self, transect: str, before_day: str) -> float | None:
         row = self.db.execute(
@@ -103,11 +127,10 @@ class ShorelineStore:
     def add_shoreline(
         self, transect: str, time: float, distance_m: float, sigma_m: float | None, tan_beta: float
     ) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO shorelines VALUES (?,?,?,?,?)",
-                (time, transect, distance_m, sigma_m, tan_beta),
-            )
+        self._write(
+            "INSERT OR REPLACE INTO shorelines VALUES (?,?,?,?,?)",
+            (time, transect, distance_m, sigma_m, tan_beta),
+        )
 
     def shorelines(
         self, since: float | None = None, until: float | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import sqlite3
 import subprocess
 import sys
 import warnings
@@ -188,4 +190,28 @@ def test_waves_raise_the_waterline_and_the_next_day_uses_the_fitted_slope(tmp_pa
     assert level.setup_m == pytest.approx(true_setup, abs=0.02)
     assert np.abs(errors[0]).mean() > 2.0
     assert np.abs(errors[1]).max() < 1.0
+    stage.close()
+
+
+def test_a_full_store_never_fails_the_analysis(tmp_path, caplog):
+    """The shoreline store is written during the analysis; on a full disk it raised
+    'database or disk is full' and the collection's waterline, slope and shoreline were never
+    published. Now the store counts what it could not keep (one log line per run) and the
+    results are computed all the same. (A store that refuses writes is simulated by reopening
+    it read-only: SQLite refuses every write, as it does on a full disk.)"""
+    station = make_station(tmp_path)
+    stage = ShorelineStage(station.config)
+    stage.store.db.close()
+    stage.store.db = sqlite3.connect(f"file:{stage.store.path}?mode=ro", uri=True)
+    analyser = BeachAnalyser(station.config, load_model=False)
+    with caplog.at_level(logging.ERROR):
+        for k, level in enumerate((0.0, 0.3, 0.6)):
+            t = DAY + 36000 + k * 1800
+            mask = station.scene.render(level).water_mask.astype(np.uint8) * 255
+            waterline = analyser.analyse(t, level, masks={"c1": mask})
+            slope_result, shoreline = stage.update(waterline, t, level, None)
+            assert all(p.distance_m is not None for p in shoreline.points)
+            assert len(slope_result.estimates) == 5
+    assert stage.store.rows_not_stored >= 3 * 5
+    assert len([r for r in caplog.records if "cannot store" in r.getMessage()]) == 1
     stage.close()
