@@ -148,6 +148,8 @@ class Daemon:
         self.refused_too_large = 0
         #: Commands coalesced into one acted on within COMMAND_INTERVAL_S (``stats``).
         self.commands_coalesced = 0
+        #: A message unacknowledged this long on a connected link means the link is stuck.
+        self._link_window_s = max(60.0, 3.0 * config.mqtt.keepalive_s)
         self._last_command = -COMMAND_INTERVAL_S
         self._stalled: str | None = None
         self._stalled_kind: str | None = None
@@ -298,7 +300,7 @@ class Daemon:
             held_in_memory=held,
             refused_too_large=self.refused_too_large,
             commands_coalesced=self.commands_coalesced,
-            broker_connected=self.publisher.connected,
+            broker_connected=self.publisher.link_alive(self._link_window_s),
             disk_full=bool(site_stats.get("disk_full", False)),
             inputs_rejected=self.publisher.rejected.counts(),
             stalled=self._stalled,
@@ -373,7 +375,12 @@ class Daemon:
         if not mqtt_cfg.enabled:
             parts.append("MQTT disabled: messages stay in the outbox")
         else:
-            parts.append("broker connected" if self.publisher.connected else "broker unreachable")
+            if self.publisher.link_alive(self._link_window_s):
+                parts.append("broker connected")
+            elif self.publisher.connected:
+                parts.append("broker connected but nothing acknowledged: link stuck")
+            else:
+                parts.append("broker unreachable")
             if mqtt_cfg.tls is not None and mqtt_cfg.tls.insecure:
                 parts.append("TLS host name NOT verified (mqtt.tls.insecure)")
         if site.get("disk_full"):

@@ -166,6 +166,15 @@ class Publisher:
         """True while a broker session is up."""
         return self._connected.is_set()
 
+    def link_alive(self, within_s: float) -> bool:
+        """Connected, and the link really moves: no message has waited in the outbox longer
+        than ``within_s`` s without an acknowledgement in that time. A network thread that
+        died (the flag says connected, nothing is sent) shows here, not in :attr:`connected`."""
+        if not self.connected:
+            return False
+        waited = self.outbox.oldest_age_s() or 0.0
+        return waited <= within_s or time.monotonic() - self.last_progress <= within_s
+
     def wait_connected(self, timeout_s: float) -> bool:
         """Block until connected or ``timeout_s`` seconds passed; True if connected."""
         return self._connected.wait(timeout_s)

@@ -378,3 +378,23 @@ def test_commands_sent_while_the_station_is_offline_reach_it_when_it_returns(
 def test_an_insecure_tls_setting_must_name_the_ca_it_trusts(tmp_path):
     with pytest.raises(ValidationError, match="give the CA you trust"):
         TlsSection(insecure=True)
+
+
+def test_a_dead_network_thread_is_not_reported_as_connected(mosquitto_broker, outbox):
+    """The connected flag survives the death of paho's network thread (what the poisoned
+    payload did); the health report asks whether queued messages are acknowledged."""
+    publisher = Publisher(mosquitto_broker.mqtt_section(), STATION, outbox)
+    publisher.start()
+    try:
+        assert publisher.wait_connected(10)
+        _put(outbox, range(2))
+        deadline = time.monotonic() + 10
+        while outbox.depth() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert publisher.link_alive(0.5)
+        publisher._client.loop_stop()  # the network thread ends; the flag stays set
+        _put(outbox, range(2, 4))
+        time.sleep(1.0)
+        assert publisher.connected and not publisher.link_alive(0.5)
+    finally:
+        publisher.stop(grace_s=0)
