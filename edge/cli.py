@@ -36,6 +36,7 @@ COMMANDS = (
     "shoreline",
     "gpr",
     "export",
+    "doctor",
 )
 
 EXIT_USER_ERROR = 2

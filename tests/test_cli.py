@@ -4,10 +4,16 @@ has help, and a failing sub-command is named in its one-line error."""
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import subprocess
 import sys
 
+import cv2
+import onnxruntime
+
 from edge.cli import build_parser, leaf_parsers
+from tests.helpers.data import REPO
 
 
 def _subcommand_actions(parser: argparse.ArgumentParser) -> list[argparse._SubParsersAction]:
@@ -49,3 +55,21 @@ def test_a_nested_subcommand_is_named_in_its_error(tmp_path):
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("geoedge gpr info: error: "), lines
+
+
+def test_doctor_tells_the_truth_about_this_machine(tmp_path):
+    """No GPU, no TensorRT, an OpenCV without GStreamer here: reported as such, exit 0."""
+    run = subprocess.run(
+        [sys.executable, "-m", "edge", "doctor", "--json", "--config",
+         str(REPO / "firmware_config" / "gpr_unit.toml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    found = {f["piece"]: f for f in json.loads(run.stdout)["findings"]}
+    assert found["python"]["state"] == "ok"
+    gstreamer = re.search(r"^\s*GStreamer:\s*YES", cv2.getBuildInformation(), re.M) is not None
+    assert ("GStreamer yes" in found["opencv"]["found"]) == gstreamer
+    providers = onnxruntime.get_available_providers()
+    assert all(p in found["onnxruntime"]["found"] for p in providers)
+    assert found["tensorrt"]["state"] in ("ok", "note", "missing")
+    assert found["config"]["state"] == "ok" and "broker" in found
