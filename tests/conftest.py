@@ -62,10 +62,17 @@ BROKER_FIXTURES = frozenset(
 )
 
 
+#: Fixtures that train or export a network with PyTorch: their tests get the ``torch`` marker.
+TORCH_FIXTURES = frozenset({"tiny_models"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if BROKER_FIXTURES & fixtures:
             item.add_marker(pytest.mark.broker)
+        if TORCH_FIXTURES & fixtures or "tests/export/" in item.nodeid:
+            item.add_marker(pytest.mark.torch)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

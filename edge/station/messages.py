@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import re
 from typing import Any
 
 #: MQTT sub-topic (under ``geoedge/<station>/``) and schema major version per message kind.
@@ -45,6 +46,35 @@ def utc_iso(t: float | dt.datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+#: ISO 8601 date and time as stations and gauges write it: extended or basic format, a space
+#: or ``T``, any number of fractional digits, ``Z`` / ``+hh:mm`` / ``+hhmm`` / ``+hh`` or none.
+_ISO = re.compile(
+    r"(\d{4})-?(\d{2})-?(\d{2})[T ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def _iso_datetime(text: str) -> dt.datetime:
+    """The datetime of an ISO 8601 time (the same on Python 3.10, whose ``fromisoformat``
+    takes only its own output); naive when the text has no zone. ValueError otherwise."""
+    m = _ISO.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"not an ISO 8601 time: {text!r}")
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    micro = round(float(f"0.{fraction}") * 1e6) if fraction else 0
+    tz = None
+    if zone == "Z":
+        tz = dt.timezone.utc
+    elif zone:
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        tz = dt.timezone(sign * offset)
+    base = dt.datetime(int(year), int(month), int(day), int(hour), int(minute),
+                       int(second or 0), tzinfo=tz)  # fmt: skip
+    return base + dt.timedelta(microseconds=micro)
+
+
 def epoch_seconds(value: Any, naive_is_utc: bool = False) -> float:
     """Epoch seconds (UTC) from a number or an ISO 8601 time (``...Z`` or ``+hh:mm``).
 
@@ -52,7 +82,7 @@ def epoch_seconds(value: Any, naive_is_utc: bool = False) -> float:
     """
     if isinstance(value, int | float):
         return float(value)
-    when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    when = _iso_datetime(str(value))
     if when.tzinfo is None:
         if not naive_is_utc:
             raise ValueError(f"time {value!r} has no time zone")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
 
 from edge.errors import InputError, ModelError  # noqa: E402
 from edge.models.manifest import AccuracyGate, Manifest, OutputSpec, load_manifest, manifest_path  # noqa: E402
