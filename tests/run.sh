@@ -22,3 +22,22 @@ python3 -m ruff check edge export tests bench
 python3 -m ruff format --check edge export tests bench
 python3 -m mypy
 python3 -m pytest "$@"
+
+# Python 3.10 (JetPack 6 ships it): the device's suite again, in a venv of its own without
+# PyTorch (training side only: tests/export and the tests that export networks are left out).
+# GEOEDGE_SKIP_PY310=1 leaves this pass out on a developer's machine (CI runs it).
+if [ "${GEOEDGE_SKIP_PY310:-0}" != "1" ]; then
+    py310="$(command -v python3.10 || true)"
+    if [ -z "$py310" ] && command -v pyenv >/dev/null 2>&1; then
+        pyenv install -s 3.10 >/dev/null
+        py310="$(pyenv root)/versions/$(pyenv latest 3.10)/bin/python3.10"
+    fi
+    if [ -z "$py310" ] || [ ! -x "$py310" ]; then
+        echo "tests/run.sh: Python 3.10 not found (install it, e.g. with pyenv: pyenv install 3.10)" >&2
+        exit 1
+    fi
+    [ -x .venv310/bin/python ] || "$py310" -m venv .venv310
+    .venv310/bin/python -m pip install -q -e ".[test-device]"
+    .venv310/bin/python -m pytest -p no:cacheprovider -m "not torch" \
+        --ignore=tests/export --ignore=tests/models/test_runtime.py "$@"
+fi

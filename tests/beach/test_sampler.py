@@ -17,7 +17,7 @@ def sampled(times: np.ndarray, hz: float, anchor: float = 0.0) -> np.ndarray:
 
 
 def utc(*args: int) -> float:
-    return dt.datetime(*args, tzinfo=dt.UTC).timestamp()
+    return dt.datetime(*args, tzinfo=dt.timezone.utc).timestamp()
 
 
 @pytest.mark.parametrize("fps", [25.0, 29.97, 30.0, 7.5])

@@ -157,7 +157,7 @@ def make_ca(workdir: Path, cn: str = "geoedge test CA"):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
@@ -202,7 +202,7 @@ def make_server_cert(
     from cryptography.x509.oid import NameOID
 
     ca_cert, ca_key, _ = ca
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     alt: list[x509.GeneralName] = []
     for n in names:
         try:

@@ -154,7 +154,7 @@ def beach_config(
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("c1_IO.json", "c1_EO.json", "roi.geojson", "transects.geojson"):
         shutil.copy(SAMPLE / name, folder / name)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     rows = [now + dt.timedelta(hours=h) for h in range(-3, 4)]
     (folder / "tide.csv").write_text(
         "time,level_m\n" + "".join(f"{t.isoformat().replace('+00:00', 'Z')},0.320\n" for t in rows)

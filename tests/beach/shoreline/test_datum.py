@@ -24,7 +24,7 @@ from edge.config.shoreline import ConstituentSection, SlopeSection, TideSection
 from edge.errors import InputError
 from tests.helpers.beach_scene import make_station
 
-DAY = dt.datetime(2026, 6, 15, tzinfo=dt.UTC).timestamp()
+DAY = dt.datetime(2026, 6, 15, tzinfo=dt.timezone.utc).timestamp()
 SPEC = {"M2": (0.5, 120.0), "S2": (0.2, 150.0), "N2": (0.1, 100.0), "K1": (0.15, 200.0),
         "O1": (0.1, 180.0), "P1": (0.05, 190.0), "K2": (0.05, 160.0)}  # fmt: skip
 

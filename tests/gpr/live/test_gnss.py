@@ -65,7 +65,7 @@ def _angle(value: float, degree_digits: int) -> str:
 def fix_sentences(t: float) -> list[str]:
     """RMC then GGA of the epoch ``t`` (the GGA repeats the epoch: kept once)."""
     lon, lat = TO_LONLAT.transform(*truth_xy(t))
-    when = dt.datetime.fromtimestamp(t, tz=dt.UTC)
+    when = dt.datetime.fromtimestamp(t, tz=dt.timezone.utc)
     hms = when.strftime("%H%M%S") + f".{when.microsecond // 10000:02d}"
     la, lo = f"{_angle(lat, 2)},N", f"{_angle(lon, 3)},E"
     return [
@@ -282,7 +282,7 @@ def test_tailed_files_carry_their_own_trace_times():
     layout = record_layout(dt1)
     raw = dt1.read_bytes()[: 3 * layout.record_bytes]
     times = layout.times(raw, 0)
-    first = dt.datetime.fromtimestamp(times[0], tz=dt.UTC)
+    first = dt.datetime.fromtimestamp(times[0], tz=dt.timezone.utc)
     assert first.date() == dt.date(2017, 4, 10) and (first.hour, first.minute) == (10, 36)
     assert np.all(np.diff(times) > 0)
     dzt = GPRPY / "FILE____032.DZT"
