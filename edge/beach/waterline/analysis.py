@@ -206,7 +206,7 @@ class BeachAnalyser:
                 if seg.method == "unet" and valid.any():
                     colour = colour_water_probability(bgr, valid) >= 0.5
                     checks[name] = _agreement(mask, colour, valid)
-            cw = camera_waterline(cam, mask, water_level, self.roi, wl.min_length_m, wl.max_range_m)
+            cw = camera_waterline(cam, mask, water_level, valid, wl.min_length_m)
             pieces += cw.pieces
             views.append(CameraView(cam, cw.water, prob, cw.valid))
             if out_dir is not None and images and name in images:

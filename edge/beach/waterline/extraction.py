@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from shapely.geometry import LineString, Point, Polygon
-from shapely.prepared import prep
+import shapely
+from shapely.geometry import LineString, Polygon
 
 from edge.beach.geometry.camera import Camera
 
@@ -66,8 +66,7 @@ def ground_validity(
     dist = np.hypot(*(xyz[:, :2] - camera.position[:2]).T)
     ok &= dist <= max_range_m
     if roi is not None:
-        inside = prep(roi)
-        ok[ok] = [inside.contains(Point(p)) for p in xyz[ok, :2]]
+        ok[ok] = shapely.contains_xy(roi, xyz[ok, 0], xyz[ok, 1])
     coarse = ok.reshape(gy.shape).astype(np.uint8)
     big = cv2.resize(
         coarse,
@@ -127,12 +126,12 @@ def camera_waterline(
     camera: Camera,
     mask: np.ndarray,
     water_level: float,
-    roi: Polygon | None = None,
+    valid: np.ndarray,
     min_length_m: float = 20.0,
-    max_range_m: float = 1500.0,
 ) -> CameraWaterline:
-    """The module's rule for one camera: world waterline pieces at ``water_level`` (m)."""
-    valid = ground_validity(camera, mask.shape, water_level, roi, max_range_m)
+    """The module's rule for one camera: world waterline pieces at ``water_level`` (m);
+    ``valid`` is the camera's :func:`ground_validity` at that level (computed once by the
+    caller, which also segments within it)."""
     water = clean_water(mask, valid)
     pieces = []
     for uv in boundary_pieces(water, valid):
