@@ -1,4 +1,5 @@
-"""Outbox throughput: put + ack per message, as a ratio to plain SQLite inserts.
+"""Outbox throughput: put + ack per message, as a ratio to plain SQLite inserts, and the
+station's publishing through a real Mosquitto as a ratio to a raw paho QoS 1 publisher.
 
 Both sides store the same N messages (a ~300-byte JSON payload each) in a fresh
 SQLite file in the same directory, in the same run:
@@ -12,7 +13,16 @@ SQLite file in the same directory, in the same run:
   for results: the put checks the queued and delivered keys, the ack records the
   delivered key).
 
-Prints messages/s of each and the ratios to the baseline (1.0 = no overhead).
+Through a broker (a Mosquitto started here on a free loopback port, the same N messages,
+a subscriber counting them, in the same run):
+
+- baseline: a raw paho v2 client publishing QoS 1 with the same in-flight window, waiting
+  for every acknowledgement;
+- put + ack: the station's path, Outbox.put per message while the Publisher drains it;
+- draining: the Publisher started on an outbox already holding the N messages (a day's
+  backlog after an outage).
+
+Prints messages/s of each and the ratios to the baselines (1.0 = no overhead).
 
     python3 bench/outbox.py [--messages N] [--batch B] [--dir DIR]
 """
@@ -20,13 +30,23 @@ Prints messages/s of each and the ratios to the baseline (1.0 = no overhead).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
+import socket
 import sqlite3
+import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.config.mqtt import MqttSection
 from edge.station.outbox import Outbox
+from edge.station.publisher import Publisher
 
 TOPIC = "geoedge/bench-01/beach/products"
 
@@ -78,6 +98,107 @@ def outbox_put_ack(path: Path, payloads: list[bytes], batch: int, keyed: bool = 
     return elapsed
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mosquitto:
+    """A Mosquitto on a free loopback port for the length of the benchmark."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class Counter:
+    """A subscriber that counts what arrives on the benchmark topic."""
+
+    def __init__(self, port: int) -> None:
+        self.n = 0
+        self.done = threading.Event()
+        self.want = 0
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(TOPIC, qos=1)
+        self.client.loop_start()
+        time.sleep(0.3)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.n += 1
+        if self.n >= self.want:
+            self.done.set()
+
+    def expect(self, n: int) -> None:
+        self.n, self.want = 0, n
+        self.done.clear()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def raw_paho(port: int, payloads: list[bytes], window: int, counter: Counter) -> float:
+    """Seconds for a raw paho QoS 1 publisher to get every message acknowledged."""
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-raw")
+    client.max_inflight_messages_set(window)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    counter.expect(len(payloads))
+    start = time.perf_counter()
+    infos = [client.publish(TOPIC, body, qos=1) for body in payloads]
+    for info in infos:
+        info.wait_for_publish(30)
+    elapsed = time.perf_counter() - start
+    assert counter.done.wait(30)
+    client.loop_stop()
+    client.disconnect()
+    return elapsed
+
+
+def station(port: int, path: Path, payloads: list[bytes], window: int, counter: Counter,
+            prefilled: bool) -> float:  # fmt: skip
+    """Seconds until every message is acknowledged and gone from the outbox: put while the
+    Publisher runs, or (``prefilled``) all put before it starts."""
+    box = Outbox(path)
+    cfg = MqttSection(port=port, max_inflight=window, client_id=f"bench-{prefilled}")
+    publisher = Publisher(cfg, "bench-01", box)
+    if prefilled:
+        for body in payloads:
+            box.put(TOPIC, body)
+    counter.expect(len(payloads))
+    start = time.perf_counter()
+    publisher.start()
+    if not prefilled:
+        for body in payloads:
+            box.put(TOPIC, body)
+    while box.depth() and time.perf_counter() - start < 120:
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - start
+    assert counter.done.wait(30) and box.depth() == 0
+    publisher.stop(grace_s=0)
+    box.close()
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
@@ -90,6 +211,17 @@ def main() -> None:
         box = outbox_put_ack(Path(tmp) / "outbox.sqlite", payloads, args.batch)
         keyed = outbox_put_ack(Path(tmp) / "keyed.sqlite", payloads, args.batch, keyed=True)
         where = args.dir or Path(tmp).parent
+        broker = Mosquitto(Path(tmp))
+        counter = Counter(broker.port)
+        try:
+            raw = raw_paho(broker.port, payloads, args.batch, counter)
+            live = station(broker.port, Path(tmp) / "live.sqlite", payloads, args.batch,
+                           counter, prefilled=False)  # fmt: skip
+            drain = station(broker.port, Path(tmp) / "drain.sqlite", payloads, args.batch,
+                            counter, prefilled=True)  # fmt: skip
+        finally:
+            counter.close()
+            broker.stop()
     n = args.messages
     print(f"{n} messages of {len(payloads[0])} bytes in {where}")
     print(f"plain SQLite insert (WAL, synchronous=FULL): {n / base:9.0f} msg/s")
@@ -97,6 +229,11 @@ def main() -> None:
     print(f"outbox put + ack with idempotency keys:      {n / keyed:9.0f} msg/s")
     print(f"ratio outbox / plain insert: {base / box:.2f}")
     print(f"ratio keyed outbox / plain insert: {base / keyed:.2f}")
+    print(f"raw paho QoS 1 publisher (window {args.batch}):   {n / raw:9.0f} msg/s")
+    print(f"station put + ack through the broker:      {n / live:9.0f} msg/s")
+    print(f"station draining a pre-filled outbox:      {n / drain:9.0f} msg/s")
+    print(f"ratio put + ack / raw paho QoS 1: {raw / live:.2f} (goal >= 0.5)")
+    print(f"ratio draining / raw paho QoS 1: {raw / drain:.2f} (goal >= 0.8)")
 
 
 if __name__ == "__main__":

@@ -331,6 +331,9 @@ class Outbox:
             return
         with self._lock:
             try:
+                # An acknowledgement lost in a power cut only means the message is sent once
+                # more (at-least-once): acks need not wait for the disk as puts do.
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
                 freed = 0
                 deleted = 0
@@ -356,6 +359,8 @@ class Outbox:
                 self._rollback()
                 log.error("outbox %s: cannot delete acknowledged messages: %s", self.path, exc)
                 return
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
             self._count -= deleted
             self._bytes -= freed
 
