@@ -24,6 +24,7 @@ from tests.helpers.fault_station import (
     beach_config,
     results,
 )
+from tests.helpers.tmpfs import on_tmpfs, private_tmpfs_unavailable
 
 RESULTS = f"geoedge/{STATION}/beach/#"
 
@@ -301,36 +302,20 @@ def test_a_camera_that_stalls_disappears_and_returns_the_daemon_carries_on(
     assert healthy["site"]["frames_read"] > 30
 
 
-def _mount_namespace_works() -> str | None:
-    """None when this kernel lets us mount a tmpfs in a private namespace, else why not."""
-    import shutil
-    import subprocess
-
-    if shutil.which("unshare") is None:
-        return "util-linux unshare is not installed"
-    probe = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-         "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d && umount $d && rmdir $d"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    return None if probe.returncode == 0 else f"no private tmpfs mount: {probe.stderr.strip()}"
-
-
 def test_a_full_disk_stops_the_products_not_the_results(
     tmp_path, camera, daemons, mosquitto_broker, mqtt_subscriber
 ):
     import os
     from pathlib import Path
 
-    if (why := _mount_namespace_works()) is not None:
+    if (why := private_tmpfs_unavailable()) is not None:
         pytest.skip(why)
     sub = mqtt_subscriber(mosquitto_broker, RESULTS)
     products = tmp_path / "products"
     products.mkdir()
     # The daemon's products folder is a 16 MiB file system of its own (a tmpfs in a
     # private mount namespace); the test reaches it through /proc/<pid>/root.
-    prefix = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-              f'mount -t tmpfs -o size=16m tmpfs "{products}" && exec "$@"', "sh"]  # fmt: skip
+    prefix = on_tmpfs(products, "16m")
     config = beach_config(
         tmp_path,
         mosquitto_broker.mqtt_toml(stats_interval_s=1),

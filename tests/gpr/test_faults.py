@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import pytest
 from edge.gpr.formats.readers import read_gpr
 from edge.gpr.live.framing import encode_frame
 from edge.gpr.live.replay import ReplayServer
+from edge.gpr.traces import TraceBlock
 from edge.station.outbox import Outbox
 from tests.helpers.broker import free_port
 from tests.helpers.data import SAMPLES
@@ -105,8 +107,9 @@ def test_sigkill_mid_line_then_a_replay_publishes_each_cavity_once(
         box.close()
 
 
-def _dirty_stream(port: int, rng: np.random.Generator) -> threading.Thread:
-    """Serve the sample line once with garbage between frames and one trace cut short."""
+def _serve_line(port: int, trace_bytes: Callable[[TraceBlock, int], bytes]) -> threading.Thread:
+    """Serve the sample line once over TCP: ``trace_bytes(block, i)`` is what goes on the wire
+    for trace ``i`` (its frame, and whatever a fault adds)."""
     block = read_gpr(SAMPLE / "line01.DZT")
     listener = socket.create_server(("127.0.0.1", port))
 
@@ -115,21 +118,27 @@ def _dirty_stream(port: int, rng: np.random.Generator) -> threading.Thread:
         listener.close()
         with conn:
             for i in range(block.n_traces):
-                frame = encode_frame(
-                    0, i, block.samples[0, :, i], block.dt_ns, LINE_START + i / 100
-                )
-                if i == 500:
-                    conn.sendall(frame[: len(frame) // 2])  # a trace cut short...
-                    frame = encode_frame(0, i, block.samples[0, :, i], block.dt_ns, LINE_START + 5)
-                if i % 97 == 13:
-                    conn.sendall(
-                        rng.integers(0, 256, int(rng.integers(1, 400)), np.uint8).tobytes()
-                    )
-                conn.sendall(frame)
+                conn.sendall(trace_bytes(block, i))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return thread
+
+
+def _dirty_stream(port: int, rng: np.random.Generator) -> threading.Thread:
+    """The sample line with garbage between frames and one trace cut short."""
+
+    def trace_bytes(block: TraceBlock, i: int) -> bytes:
+        frame = encode_frame(0, i, block.samples[0, :, i], block.dt_ns, LINE_START + i / 100)
+        out = b""
+        if i == 500:
+            out += frame[: len(frame) // 2]  # a trace cut short...
+            frame = encode_frame(0, i, block.samples[0, :, i], block.dt_ns, LINE_START + 5)
+        if i % 97 == 13:
+            out += rng.integers(0, 256, int(rng.integers(1, 400)), np.uint8).tobytes()
+        return out + frame
+
+    return _serve_line(port, trace_bytes)
 
 
 def test_a_stream_with_garbage_and_a_cut_trace_is_resynchronised_and_counted(
@@ -162,28 +171,19 @@ def test_a_stream_with_garbage_and_a_cut_trace_is_resynchronised_and_counted(
 def _poisoned_stream(port: int) -> threading.Thread:
     """The sample line with one NaN sample (trace 300, a corrupted exponent byte), a trace
     time of 1e15 s (trace 650, a broken clock) and five 4-sample traces (after trace 1100)."""
-    block = read_gpr(SAMPLE / "line01.DZT")
-    listener = socket.create_server(("127.0.0.1", port))
 
-    def serve() -> None:
-        conn, _ = listener.accept()
-        listener.close()
-        with conn:
-            for i in range(block.n_traces):
-                samples = block.samples[0, :, i].astype(np.float64)
-                stamp = LINE_START + i / 100
-                if i == 300:
-                    samples[200] = np.nan
-                if i == 650:
-                    stamp = 1e15
-                conn.sendall(encode_frame(0, i, samples, block.dt_ns, stamp))
-                if i == 1100:
-                    for k in range(5):
-                        conn.sendall(encode_frame(0, 10_000 + k, np.ones(4), block.dt_ns, stamp))
+    def trace_bytes(block: TraceBlock, i: int) -> bytes:
+        samples = block.samples[0, :, i].astype(np.float64)
+        stamp = 1e15 if i == 650 else LINE_START + i / 100
+        if i == 300:
+            samples[200] = np.nan
+        out = encode_frame(0, i, samples, block.dt_ns, stamp)
+        if i == 1100:
+            tiny = np.ones(4)
+            out += b"".join(encode_frame(0, 10_000 + k, tiny, block.dt_ns, stamp) for k in range(5))
+        return out
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return thread
+    return _serve_line(port, trace_bytes)
 
 
 def test_a_nan_sample_a_broken_clock_and_tiny_traces_do_not_stop_the_unit(

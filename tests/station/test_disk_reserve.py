@@ -4,7 +4,6 @@ mount namespace): results put after the disk filled up are stored durably all th
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import textwrap
 import pytest
 
 from tests.helpers.data import REPO
+from tests.helpers.tmpfs import on_tmpfs, private_tmpfs_unavailable
 
 SCRIPT = textwrap.dedent(
     """
@@ -45,27 +45,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _private_tmpfs() -> str | None:
-    if shutil.which("unshare") is None:
-        return "util-linux unshare is not installed"
-    probe = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-         "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d && umount $d && rmdir $d"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    return None if probe.returncode == 0 else f"no private tmpfs mount: {probe.stderr.strip()}"
-
-
 def test_results_put_on_a_full_disk_are_stored_from_the_reserve(tmp_path):
-    why = _private_tmpfs()
-    if why:
+    if (why := private_tmpfs_unavailable()) is not None:
         pytest.skip(why)
     folder = tmp_path / "disk"
     folder.mkdir()
     run = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-         f'mount -t tmpfs -o size=8m tmpfs "{folder}" && exec "$@"', "sh",
-         sys.executable, "-c", SCRIPT, str(folder)],
+        [*on_tmpfs(folder, "8m"), sys.executable, "-c", SCRIPT, str(folder)],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
