@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from edge.gpr.live.framing import encode_frame
 from edge.gpr.live.replay import ReplayServer
 from edge.gpr.traces import TraceBlock
 from edge.station.outbox import Outbox
-from tests.helpers.broker import free_port
+from tests.helpers.broker import Broker, MessageCollector, free_port
 from tests.helpers.data import SAMPLES
 from tests.helpers.fault_station import DaemonProcess, results
 
@@ -125,8 +126,9 @@ def _serve_line(port: int, trace_bytes: Callable[[TraceBlock, int], bytes]) -> t
     return thread
 
 
-def _dirty_stream(port: int, rng: np.random.Generator) -> threading.Thread:
+def _dirty_stream(port: int, seed: int) -> threading.Thread:
     """The sample line with garbage between frames and one trace cut short."""
+    rng = np.random.default_rng(seed)
 
     def trace_bytes(block: TraceBlock, i: int) -> bytes:
         frame = encode_frame(0, i, block.samples[0, :, i], block.dt_ns, LINE_START + i / 100)
@@ -141,16 +143,22 @@ def _dirty_stream(port: int, rng: np.random.Generator) -> threading.Thread:
     return _serve_line(port, trace_bytes)
 
 
-def test_a_stream_with_garbage_and_a_cut_trace_is_resynchronised_and_counted(
-    tmp_path, mosquitto_broker, mqtt_subscriber
-):
-    sub = mqtt_subscriber(mosquitto_broker, CAVITIES)
+def _run_line(
+    tmp_path: Path,
+    broker: Broker,
+    mqtt_subscriber: Callable[..., MessageCollector],
+    stream: Callable[..., threading.Thread],
+    *stream_args: object,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A GPR unit daemon fed one line by ``stream(port, *stream_args)``: it must finish the
+    line and still be running. The site's stats and the cavities published."""
+    sub = mqtt_subscriber(broker, CAVITIES)
     port = free_port()
-    config = _config(tmp_path, port, mosquitto_broker.mqtt_toml(stats_interval_s=1))
-    stream = _dirty_stream(port, np.random.default_rng(7))
+    config = _config(tmp_path, port, broker.mqtt_toml(stats_interval_s=1))
+    serving = stream(port, *stream_args)
     daemon = DaemonProcess(config)
     try:
-        stream.join(timeout=60)
+        serving.join(timeout=60)
         stats = daemon.wait_stats(
             lambda s: s["site"]["lines"] >= 1 and s["queue_depth"] <= 1, 60, "the line done"
         )
@@ -158,11 +166,16 @@ def test_a_stream_with_garbage_and_a_cut_trace_is_resynchronised_and_counted(
         assert daemon.terminate() == 0
     finally:
         daemon.close()
-    site = stats["site"]
+    time.sleep(0.5)
+    return stats["site"], sub.payloads()
+
+
+def test_a_stream_with_garbage_and_a_cut_trace_is_resynchronised_and_counted(
+    tmp_path, mosquitto_broker, mqtt_subscriber
+):
+    site, cavities = _run_line(tmp_path, mosquitto_broker, mqtt_subscriber, _dirty_stream, 7)
     assert site["garbage_bytes"] > 0 and site["resyncs"] >= 5, site
     assert site["truncated_traces"] >= 1 or site["resyncs"] >= 6, site
-    time.sleep(0.5)
-    cavities = sub.payloads()
     truth = json.loads((SAMPLE / "truth.json").read_text())["targets"]
     for target in truth:
         assert any(abs(c["distance_m"] - target["distance_m"]) <= 1.0 for c in cavities), target
@@ -192,24 +205,8 @@ def test_a_nan_sample_a_broken_clock_and_tiny_traces_do_not_stop_the_unit(
     """Each used to end the site thread (the daemon exited 1; under systemd the restart limit
     was soon spent). Now the NaN is zeroed, the impossible time dropped, the 4-sample traces
     dropped, each counted and logged once, and the cavities after them are still reported."""
-    sub = mqtt_subscriber(mosquitto_broker, CAVITIES)
-    port = free_port()
-    config = _config(tmp_path, port, mosquitto_broker.mqtt_toml(stats_interval_s=1))
-    stream = _poisoned_stream(port)
-    daemon = DaemonProcess(config)
-    try:
-        stream.join(timeout=60)
-        stats = daemon.wait_stats(
-            lambda s: s["site"]["lines"] >= 1 and s["queue_depth"] <= 1, 60, "the line done"
-        )
-        assert daemon.process.poll() is None, "the daemon is still running"
-        assert daemon.terminate() == 0
-    finally:
-        daemon.close()
-    site = stats["site"]
+    site, cavities = _run_line(tmp_path, mosquitto_broker, mqtt_subscriber, _poisoned_stream)
     assert site["nonfinite_samples"] == 1 and site["bad_trace_times"] >= 1, site
-    time.sleep(0.5)
-    cavities = sub.payloads()
     truth = json.loads((SAMPLE / "truth.json").read_text())["targets"]
     after_nan = [t for t in truth if t["distance_m"] > 300 * 0.05]
     assert after_nan, "the sample has targets after the NaN trace"
