@@ -35,7 +35,7 @@ from edge.beach.waterline import overlay
 from edge.beach.waterline.colour import colour_water_probability
 from edge.beach.waterline.extraction import camera_waterline, ground_validity, join_pieces
 from edge.beach.waterline.overlay import planview_overlay, timex_overlay
-from edge.beach.waterline.segmentation import WaterSegmenter
+from edge.beach.waterline.segmentation import Segmenter, WaterSegmenter
 from edge.beach.waterline.transects import (
     CameraView,
     Crossing,
@@ -153,7 +153,9 @@ class BeachAnalyser:
         self.transects: list[Transect] = (
             load_transects(config.transects.file) if config.transects else []
         )
-        self.segmenter = WaterSegmenter(config.segmentation) if load_model else None
+        self.segmenter: Segmenter | None = (
+            WaterSegmenter(config.segmentation) if load_model else None
+        )
 
     def _lines(self) -> list[tuple[str, LineString]]:
         return [(t.id, t.line) for t in self.transects]

@@ -12,6 +12,7 @@ cross-check reported in the waterline message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -31,8 +32,16 @@ class Segmentation:
     model: str | None = None
 
 
+class Segmenter(Protocol):
+    """What the waterline stage segments with: one BGR uint8 image (and the pixels of the
+    ground in view) in, water probability and mask at the image's resolution out."""
+
+    def __call__(self, bgr: np.ndarray, valid: np.ndarray | None = None) -> Segmentation: ...
+
+
 class WaterSegmenter:
-    """Segments TimeX images as ``[segmentation]`` says (``method`` unet or colour)."""
+    """Segments TimeX images as ``[segmentation]`` says (``method`` unet or colour): the
+    shipped :class:`Segmenter`."""
 
     def __init__(self, section: SegmentationSection) -> None:
         self.section = section
