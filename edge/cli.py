@@ -42,7 +42,10 @@ COMMANDS = (
 EXIT_USER_ERROR = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command, or of ``only`` that one (the others' modules, and
+    what they import, are not loaded: ``geoedge gpr info`` starts without OpenCV's and
+    SciPy's import time)."""
     parser = argparse.ArgumentParser(
         prog="geoedge",
         description="GeoEdge: beach camera stations and vehicle-mounted GPR units.",
@@ -55,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging level (default INFO)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         importlib.import_module(f"edge.commands.{name}").register(subparsers)
     for leaf in leaf_parsers(parser):
         leaf.set_defaults(prog=leaf.prog)
@@ -72,8 +75,20 @@ def leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentP
             yield from leaf_parsers(sub)
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` names (its first word that is no option or option value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level,

@@ -73,3 +73,17 @@ def test_doctor_tells_the_truth_about_this_machine(tmp_path):
     assert all(p in found["onnxruntime"]["found"] for p in providers)
     assert found["tensorrt"]["state"] in ("ok", "note", "missing")
     assert found["config"]["state"] == "ok" and "broker" in found
+
+
+def test_a_command_loads_only_its_own_module():
+    """`geoedge gpr info` parses with its own sub-command only: OpenCV, SciPy's statistics,
+    the beach site and PyTorch stay unloaded (start-up time on a field computer)."""
+    code = (
+        "import sys; from edge.cli import main; "
+        f"main(['gpr', 'info', {str(REPO / 'tests/data/gprpy/FILE____032.DZT')!r}]); "
+        "print(sorted(m for m in ('cv2', 'scipy.stats', 'torch', 'edge.beach.site') "
+        "if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
