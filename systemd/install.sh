@@ -4,11 +4,19 @@
 #   sudo systemd/install.sh firmware_config/beach_station.toml
 #
 # Creates the system user `geoedge`, installs the package into /opt/geoedge/venv,
-# copies the station config AND the files next to it (calibration, transects,
+# copies the station config and the files it names (calibration, transects,
 # password file) to /etc/geoedge (the config is installed as station.toml; every file
 # there root:geoedge 0640, directories 0750), makes the state directories under
 # /var/lib/geoedge, checks the config as the service user, and enables + (re)starts
 # geoedge.service (systemd/geoedge.service). Safe to run again to upgrade.
+#
+# Two profiles:
+# - a Jetson (/etc/nv_tegra_release): the venv sees the system's packages
+#   (--system-site-packages) so JetPack's OpenCV (GStreamer, NVDEC) and TensorRT bindings
+#   are used; ONNX Runtime with CUDA/TensorRT comes from the wheel or index the operator
+#   names in GEOEDGE_ORT_GPU (a .whl path/URL, or "--index-url URL onnxruntime-gpu"), and
+#   PyPI's CPU onnxruntime and OpenCV are never installed beside them;
+# - anything else: geoedge[cpu] (PyPI onnxruntime and opencv-python-headless).
 set -euo pipefail
 # The venv must be readable by the service user whatever root's umask is; /etc/geoedge
 # gets its own modes below (and is 0750 before anything is copied into it).
@@ -33,9 +41,24 @@ id -u geoedge >/dev/null 2>&1 || \
     useradd --system --gid geoedge --home-dir "$state" --no-create-home \
         --shell /usr/sbin/nologin geoedge
 
-python3 -m venv "$prefix/venv"
-"$prefix/venv/bin/pip" install --quiet --upgrade pip
-"$prefix/venv/bin/pip" install --quiet --upgrade "$repo"
+if [ -f /etc/nv_tegra_release ]; then
+    [ -n "${GEOEDGE_ORT_GPU:-}" ] || {
+        echo "install.sh: a Jetson: set GEOEDGE_ORT_GPU to the onnxruntime-gpu wheel for this" \
+            "JetPack (path or URL), or to '--index-url URL onnxruntime-gpu'" >&2
+        exit 1
+    }
+    python3 -m venv --system-site-packages "$prefix/venv"
+    "$prefix/venv/bin/pip" install --quiet --upgrade pip
+    "$prefix/venv/bin/pip" uninstall --quiet --yes onnxruntime opencv-python-headless 2>/dev/null || true
+    # shellcheck disable=SC2086  # GEOEDGE_ORT_GPU may carry pip options on purpose
+    "$prefix/venv/bin/pip" install --quiet --upgrade $GEOEDGE_ORT_GPU
+    "$prefix/venv/bin/pip" install --quiet --upgrade "$repo"
+else
+    python3 -m venv "$prefix/venv"
+    "$prefix/venv/bin/pip" install --quiet --upgrade pip
+    "$prefix/venv/bin/pip" install --quiet --upgrade "$repo[cpu]"
+fi
+"$prefix/venv/bin/geoedge" doctor || true
 install -m 0644 "$repo/README.md" "$prefix/README.md"
 
 # State: the outbox and stores (state/) and the image products (products/), owned by

@@ -95,7 +95,7 @@ def _opencv(jetson: bool) -> Finding:
     try:
         import cv2
     except ImportError:
-        return Finding("opencv", "missing", "not installed", "pip install geoedge[cpu]")
+        return Finding("opencv", "missing", "not installed", "pip install 'geoedge[cpu]'")
     info = cv2.getBuildInformation()
     has = {
         name: bool(re.search(rf"^\s*{name}:\s*YES", info, re.M)) for name in ("FFMPEG", "GStreamer")
@@ -115,9 +115,14 @@ def _onnxruntime(jetson: bool) -> Finding:
     try:
         import onnxruntime
     except ImportError:
-        return Finding("onnxruntime", "missing", "not installed", "pip install geoedge[cpu]")
+        return Finding("onnxruntime", "missing", "not installed", "pip install 'geoedge[cpu]'")
     providers = onnxruntime.get_available_providers()
     found = f"{onnxruntime.__version__}, providers {', '.join(providers)}"
+    installed = [d for d in ("onnxruntime", "onnxruntime-gpu") if _installed(d)]
+    if len(installed) > 1:
+        fix = "two ONNX Runtimes shadow each other: pip uninstall onnxruntime onnxruntime-gpu, "
+        fix += "then install the one this machine needs"
+        return Finding("onnxruntime", "missing", f"{found}; both packages installed", fix)
     gpu = {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(providers)
     if gpu:
         return Finding("onnxruntime", "ok", found)
@@ -125,6 +130,14 @@ def _onnxruntime(jetson: bool) -> Finding:
     if jetson:
         fix = "install onnxruntime-gpu for JetPack (and never beside the CPU onnxruntime)"
     return Finding("onnxruntime", "missing" if jetson else "note", found, fix)
+
+
+def _installed(dist: str) -> bool:
+    try:
+        importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _tensorrt(jetson: bool) -> Finding:
