@@ -23,6 +23,19 @@ from tests.helpers import mjpeg
 W, H = 96, 64
 
 
+class Stages:
+    """The later stages as the site sees them (edge.beach.site.Analyse), doing ``fn``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, collections):
+        return self.fn(collections)
+
+    def stats(self) -> dict:
+        return {}
+
+
 def write_video(path: Path, seconds: float, fps: float, seed: int) -> np.ndarray:
     """A fixed scene (a dune-to-sea gradient with a bright bar) under per-frame noise;
     returns what OpenCV decodes back, one per frame."""
@@ -100,7 +113,7 @@ def test_two_cameras_back_to_back_windows_from_video_files(tmp_path):
         return [("waterline", {"schema": "geoedge.waterline/1", "camera": c1.camera})]
 
     emit = Recorder()
-    station = BeachStation(cfg, emit, analyse=analyse)
+    station = BeachStation(cfg, emit, analyse=Stages(analyse))
     station.run(threading.Event())  # returns when both files have ended
 
     products = emit.of("products")
@@ -157,7 +170,7 @@ def test_wrong_frame_size_fails_one_camera_and_analyse_errors_do_not_stop_produc
         raise RuntimeError("segmentation model missing")
 
     emit = Recorder()
-    BeachStation(cfg, emit, analyse=analyse).run(threading.Event())
+    BeachStation(cfg, emit, analyse=Stages(analyse)).run(threading.Event())
     (message,) = emit.of("products")
     cams = {c["camera"]: c for c in message["cameras"]}
     assert cams["c1"]["frame_count"] == 3 and cams["c1"]["flags"] == []

@@ -23,8 +23,6 @@ from edge.models.manifest import Manifest, OutputSpec, ResizePolicy, load_manife
 from edge.models.runtime import MODELS_DIR
 from export.data.scene import SKY, BeachProfile, BeachScene, look_at_camera
 
-torch = pytest.importorskip("torch")
-
 
 @pytest.fixture(scope="module")
 def render():
@@ -35,18 +33,6 @@ def render():
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max(1, (a | b).sum()))
-
-
-class PixelNet(torch.nn.Module):
-    """Water logit of each pixel from its own colour (two 1x1 convolutions)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = torch.nn.Conv2d(3, 8, 1)
-        self.b = torch.nn.Conv2d(8, 1, 1)
-
-    def forward(self, x):
-        return self.b(torch.relu(self.a(x)))
 
 
 def _manifest(resize: ResizePolicy) -> Manifest:
@@ -65,11 +51,15 @@ def _manifest(resize: ResizePolicy) -> Manifest:
 
 @pytest.fixture(scope="module")
 def tiny_models(render, tmp_path_factory):
-    """The trained net exported twice: a whole-image ``resize`` model and a ``tile`` model."""
+    """The trained net exported twice: a whole-image ``resize`` model and a ``tile`` model.
+    (PyTorch only here: the device's suite runs these tests' neighbours without it.)"""
+    import torch
+
     from export.convert.onnx_export import export_onnx
 
+    # Water logit of each pixel from its own colour: two 1x1 convolutions.
     torch.manual_seed(0)
-    net = PixelNet()
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 1))
     manifest = _manifest(ResizePolicy())
     ground = render.labels != SKY
     rgb = render.image[..., ::-1][ground].astype(np.float32)
@@ -119,6 +109,8 @@ def test_tiles_cover_the_full_resolution_image_without_seams(tiny_models, render
     # Tiles of 80 x 64 px overlapping by 16 px over 480 x 384 px: for a per-pixel network
     # the stitched probability must equal the network applied to the whole image at once
     # (1e-5: float32 rounding only), and the mask must match the truth almost exactly.
+    import torch
+
     net, paths = tiny_models
     seg = _segmenter(paths["tile"])(render.image)
     manifest = load_manifest(paths["tile"])
