@@ -64,6 +64,7 @@ def test_dzg_gps_with_empty_altitude_and_no_fix():
     assert first.time is not None and b.gps[1].time - first.time == pytest.approx(1.0)
 
 
+@needs_impdar
 def test_partial_gps_keeps_the_fixes_it_has():
     """test_gssi_partialgps.DZG lacks the fix for scan 143: 13 fixes, no crash."""
     fixes = read_dzg(IMPDAR / "test_gssi_partialgps.DZG")
