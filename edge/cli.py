@@ -31,6 +31,7 @@ COMMANDS = (
     "demo",
     "timex",
     "rectify",
+    "segment",
     "waterline",
     "runup",
     "shoreline",
