@@ -191,7 +191,23 @@ def raw_files(model: str, threshold: float = 0.5, config: Path = CONFIG) -> dict
     return out
 
 
-def evaluate_model(model: str, threshold: float = 0.5, raw: bool = True) -> dict[str, Any]:
+def score_synthetic(det: Any, root: Path) -> dict[str, Any]:
+    """mAP@0.5 / recall on a synthetic window set (``python -m export.synth_bscan``)."""
+    from export.detection_data import read_dataset
+    from export.train_detector import evaluate
+
+    paths, labels, classes = read_dataset(Path(root))
+    windows = np.stack([np.load(p).astype(np.float32) for p in paths])
+    batch = np.concatenate([det.prepare(windows[i : i + 64]) for i in range(0, len(windows), 64)])
+    if hasattr(det, "maps"):
+        maps = np.concatenate([det.maps(batch[i : i + 64]) for i in range(0, len(batch), 64)])
+    else:
+        maps = np.concatenate([det.model.run(batch[i : i + 64])[0] for i in range(0, len(batch), 64)])
+    return {"windows": len(paths), **evaluate(maps, labels, classes)}
+
+
+def evaluate_model(model: str, threshold: float = 0.5, raw: bool = True,
+                   synthetic: Path | None = None) -> dict[str, Any]:
     from export.real_bscan import load_concretenet, load_morocco, load_sns
 
     det = load_detector(model, threshold)
@@ -199,6 +215,8 @@ def evaluate_model(model: str, threshold: float = 0.5, raw: bool = True) -> dict
     for name, loader in (("morocco", load_morocco), ("sns", load_sns),
                          ("concretenet", load_concretenet)):
         res[name] = score_set(det, [r for r in loader() if r.split == "val"], threshold)
+    if synthetic is not None:
+        res["synthetic"] = score_synthetic(det, synthetic)
     if raw:
         res["raw_files"] = raw_files(model, threshold)
     return res
@@ -209,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("models", nargs="+", help="'default', an .onnx or a training .pt")
     p.add_argument("--threshold", type=float, default=0.5, help="device score threshold")
     p.add_argument("--no-raw", action="store_true", help="skip the raw files")
+    p.add_argument("--synthetic", type=Path, help="also a synthetic window set (seed 2)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    results = [evaluate_model(m, args.threshold, not args.no_raw) for m in args.models]
+    results = [evaluate_model(m, args.threshold, not args.no_raw, args.synthetic)
+               for m in args.models]
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:

@@ -317,11 +317,50 @@ def summary(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
+def write_windows(records: list[Record], out: Path, hw: tuple[int, int],
+                  per_record: int = 0, seed: int = 0) -> int:
+    """``out/images/*.npy`` (grey amplitude windows at ``hw``) + ``out/labels/*.txt`` (YOLO).
+
+    ``per_record`` 0: the deterministic evaluation windows (:func:`eval_tiles`, boxes at
+    least half inside a tile); > 0: that many random training windows per record
+    (:func:`sample_window`), e.g. INT8 calibration data from the train split.
+    The format ``export.verify`` / ``export.quantize`` / ``export.train_detector`` read.
+    """
+    rng = np.random.default_rng(seed)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    n = 0
+    for r in records:
+        if per_record:
+            wins = [sample_window(r, hw, rng) for _ in range(per_record)]
+        else:
+            wins = [crop_window(r.image, r.boxes, *t, hw)
+                    for t in eval_tiles(r.image.shape, hw, EVAL_MODE[r.source])]
+        for k, (win, yolo) in enumerate(wins):
+            stem = f"{r.source}_{Path(r.name).stem.replace(' ', '_')}_{k}"
+            np.save(out / "images" / f"{stem}.npy", win.astype(np.float32))
+            (out / "labels" / f"{stem}.txt").write_text(
+                "".join(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in yolo))
+            n += 1
+    return n
+
+
 if __name__ == "__main__":
     import json
     import sys
 
     recs = load_all()
+    if len(sys.argv) > 2 and sys.argv[1] == "--write-windows":
+        # python -m export.real_bscan --write-windows OUT val|calibration
+        from edge.gpr.detector import WINDOW
+
+        kind = sys.argv[3]
+        pick = [r for r in recs if r.split == ("val" if kind == "val" else "train")]
+        if kind == "calibration":
+            pick = pick[::8]
+        print(write_windows(pick, Path(sys.argv[2]), WINDOW, 0 if kind == "val" else 1), "windows")
+        raise SystemExit(0)
     print(json.dumps(summary(recs), indent=1))
     if len(sys.argv) > 1:  # draw the crops with boxes for a visual check
         outdir = Path(sys.argv[1])
