@@ -207,7 +207,7 @@ def score_synthetic(det: Any, root: Path) -> dict[str, Any]:
 
 
 def evaluate_model(model: str, threshold: float = 0.5, raw: bool = True,
-                   synthetic: Path | None = None) -> dict[str, Any]:
+                   synthetic: Path | None = None, configs: list[Path] | None = None) -> dict[str, Any]:
     from export.real_bscan import load_concretenet, load_morocco, load_sns
 
     det = load_detector(model, threshold)
@@ -219,7 +219,32 @@ def evaluate_model(model: str, threshold: float = 0.5, raw: bool = True,
         res["synthetic"] = score_synthetic(det, synthetic)
     if raw:
         res["raw_files"] = raw_files(model, threshold)
+        for extra in configs or []:
+            res[f"raw_files[{Path(extra).name}]"] = raw_files(model, threshold, Path(extra))
     return res
+
+
+def write_manifest(model: Path, result: dict[str, Any], data: dict[str, Any] | None) -> None:
+    """Put one model's real held-out scores (and the training pool) into its manifest."""
+    from edge.manifest import Manifest, manifest_path
+
+    path = manifest_path(Path(model))
+    manifest = Manifest.load(path)
+    metrics = dict(manifest.metrics or {})
+    for key in ("history", "heldout_real"):
+        metrics.pop(key, None)
+    metrics["heldout_real"] = {k: v for k, v in result.items() if k not in ("model",)}
+    metrics["heldout_real"]["protocol"] = (
+        "python -m export.eval_detector (split by export.real_bscan: Morocco ~20 % of "
+        "originals per folder, S&S ~20 % of screenshot families / lines, ConcreteNet its own "
+        "6-image val); raw files through edge.gpr.pipeline.detect_file with "
+        "firmware_config/gpr_unit.toml at the given threshold")
+    if "synthetic" in result:
+        metrics["heldout_synthetic"] = result["synthetic"]
+    manifest.metrics = metrics
+    if data is not None:
+        manifest.training_data = json.dumps(data)
+    manifest.save(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,15 +252,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("models", nargs="+", help="'default', an .onnx or a training .pt")
     p.add_argument("--threshold", type=float, default=0.5, help="device score threshold")
     p.add_argument("--no-raw", action="store_true", help="skip the raw files")
+    p.add_argument("--raw-config", type=Path, action="append",
+                   help="also run the raw files with this station config")
     p.add_argument("--synthetic", type=Path, help="also a synthetic window set (seed 2)")
     p.add_argument("--json", type=Path)
+    p.add_argument("--write-manifest", action="store_true",
+                   help="write the scores into each .onnx model's manifest")
+    p.add_argument("--training-data", type=Path, help="JSON for the manifest's training_data")
     args = p.parse_args(argv)
-    results = [evaluate_model(m, args.threshold, not args.no_raw, args.synthetic)
+    results = [evaluate_model(m, args.threshold, not args.no_raw, args.synthetic, args.raw_config)
                for m in args.models]
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:
         args.json.write_text(text)
+    if args.write_manifest:
+        data = json.loads(args.training_data.read_text()) if args.training_data else None
+        for m, r in zip(args.models, results, strict=True):
+            if str(m).endswith(".onnx"):
+                write_manifest(Path(m), r, data)
     return 0
 
 
