@@ -91,9 +91,18 @@ class Parity:
 
 
 def parity_inputs(manifest: Manifest, count: int = 2, seed: int = 0) -> np.ndarray:
-    """Random inputs spanning the raw range (0..255 pixels), normalised as the model expects."""
+    """Random inputs spanning the raw range (0..255 pixels), normalised as the model expects.
+
+    Detection windows first get the detector's per-window normalisation (as on the device),
+    so the parity check runs on inputs of the model's own range.
+    """
     shape = [count, *(int(v) for v in manifest.input_shape[1:])]
     raw = np.random.default_rng(seed).uniform(0, 255, size=shape).astype(np.float32)
+    if manifest.task == "detection":
+        from edge.gpr.detector import normalise_window
+
+        mode = manifest.normalisation.window
+        raw = np.stack([[normalise_window(p, mode) for p in img] for img in raw])
     return manifest.normalisation.apply(raw)
 
 
