@@ -89,14 +89,18 @@ class TorchDetector:
                  for c, s, b in per] for per in found]
 
 
-def load_detector(model: str, score_threshold: float = 0.3) -> Any:
-    """ONNX model path or 'default' -> CavityDetector; ``.pt`` -> TorchDetector."""
+def load_detector(model: str, score_threshold: float = 0.3, precision: str = "fp32") -> Any:
+    """ONNX model path or 'default' -> CavityDetector; ``.pt`` -> TorchDetector.
+
+    ``precision`` as :func:`edge.runtime.resolve_model`: "fp32" by default, because "auto"
+    silently picks a gated INT8 sibling; a path naming a variant (x.int8.onnx) is used as is.
+    """
     if str(model).endswith(".pt"):
         return TorchDetector(model, score_threshold)
     from edge.gpr.detector import CavityDetector
 
     return CavityDetector(model, ["CPUExecutionProvider"], threads=2,
-                          score_threshold=score_threshold)
+                          score_threshold=score_threshold, precision=precision)
 
 
 def detect_record(det: Any, rec: Record, mode: str) -> np.ndarray:
@@ -211,7 +215,8 @@ def evaluate_model(model: str, threshold: float = 0.5, raw: bool = True,
     from export.real_bscan import load_concretenet, load_morocco, load_sns
 
     det = load_detector(model, threshold)
-    res: dict[str, Any] = {"model": str(model), "threshold": threshold}
+    res: dict[str, Any] = {"model": str(model), "threshold": threshold,
+                           "file": det.model.path.name if hasattr(det, "model") else str(model)}
     for name, loader in (("morocco", load_morocco), ("sns", load_sns),
                          ("concretenet", load_concretenet)):
         res[name] = score_set(det, [r for r in loader() if r.split == "val"], threshold)
