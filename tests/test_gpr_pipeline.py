@@ -152,9 +152,12 @@ def test_replay_over_tcp_into_the_daemon_publishes_cavities(
 
 @pytest.mark.parametrize("name", ["gprpy/FILE____032.DZT", "impdar/test_gssi.DZT"])
 def test_planar_reflectors_in_real_files_are_not_reported(name):
-    """The shipped detector boxes a kinked dipping reflector in FILE____032 and flat layering
-    in test_gssi (one box each at threshold 0.5); neither is a diffraction: a straight line
-    fits their picks as well as the hyperbola (ratios 1.2 and 1.1), so no cavity is reported."""
+    """No cavity on a kinked dipping reflector (FILE____032) or flat layering (test_gssi).
+
+    The synthetic-only detector boxed each (one box at threshold 0.5) and the hyperbola fit
+    rejected them (a straight line fits the picks as well: ratios 1.2 and 1.1); the detector
+    trained on real data (export.train_real) gives no box there at all. Either way nothing
+    is reported, and every box that is given is rejected by the fit."""
     from edge.config import StationConfig
     from edge.gpr.pipeline import CavityPipeline, build_detector
     from edge.gpr.readers import read_gpr
@@ -168,4 +171,5 @@ def test_planar_reflectors_in_real_files_are_not_reported(name):
     block = read_gpr(ROOT / ".." / "shared" / "data" / "gpr" / name)
     pipe = CavityPipeline(cfg, block, build_detector(cfg.gpr))
     assert pipe.feed(block) + pipe.flush() == []
-    assert pipe.stats()["not_diffractions"] >= 1
+    stats = pipe.stats()
+    assert stats["detections"] == 0 or stats["not_diffractions"] >= 1, stats
