@@ -28,12 +28,35 @@ WINDOW = (256, 128)
 STRIDE = 4
 
 
-def normalise_window(window: np.ndarray) -> np.ndarray:
-    """Per-window standardisation ``(v - mean) / std`` (float32; idempotent).
+#: Per-window normalisations a detector manifest can name (``normalisation.window``).
+WINDOW_NORMALISATIONS = ("standardise", "robust")
 
-    A flat window (std 0) maps to zeros.
+
+def normalise_window(window: np.ndarray, mode: str = "standardise") -> np.ndarray:
+    """Per-window normalisation of a B-scan window (float32; idempotent).
+
+    ``"standardise"`` (models trained on synthetic data only): ``(v - mean) / std``.
+    ``"robust"`` (the one input domain of device windows and rendered real images):
+    ``clip((v - median) / p99(|v - median|), -1, 1)``, so the median maps to 0 and the
+    brightest 1 % of samples saturate at +-1. Device windows arrive with the processing
+    chain's gain applied; rendered images enter as grey amplitude (see
+    :mod:`export.real_bscan`). A window's offset and gain do not matter, only its shape.
+
+    A flat window maps to zeros in both modes.
     """
     w = np.asarray(window, dtype=np.float32)
+    if mode == "robust":
+        if not np.isfinite(w).all():
+            raise InputError("B-scan window contains NaN or infinite samples")
+        d = w - np.float32(np.median(w))
+        scale = float(np.percentile(np.abs(d), 99.0))
+        if scale <= 0:
+            scale = float(np.abs(d).max())
+        if scale <= 0:
+            return np.zeros_like(w)
+        return np.clip(d / np.float32(scale), -1.0, 1.0).astype(np.float32)
+    if mode != "standardise":
+        raise ModelError(f"unknown window normalisation {mode!r} ({WINDOW_NORMALISATIONS})")
     std = float(w.std())
     if not np.isfinite(std):
         raise InputError("B-scan window contains NaN or infinite samples")
@@ -163,7 +186,7 @@ class CavityDetector:
         for k, win in enumerate(windows):
             if win.shape != (h, w):
                 win = cv2.resize(np.asarray(win, np.float32), (w, h), interpolation=cv2.INTER_AREA)
-            batch[k, 0] = normalise_window(win)
+            batch[k, 0] = normalise_window(win, self.normalisation.window)
         return self.normalisation.apply(batch)
 
     def detect(self, windows: np.ndarray) -> list[list[Detection]]:

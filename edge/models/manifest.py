@@ -47,12 +47,17 @@ PRECISIONS: tuple[str, ...] = ("fp32", "int8", "fp16")
 
 @dataclass
 class Normalisation:
-    """``(v * scale - mean[c]) / std[c]`` per channel; ``note`` says anything more."""
+    """``(v * scale - mean[c]) / std[c]`` per channel; ``note`` says anything more.
+
+    ``window``: detectors only, the per-window normalisation applied before this one
+    (:func:`edge.gpr.detector.normalise_window` mode; manifests without it: "standardise").
+    """
 
     scale: float = 1.0 / 255.0
     mean: list[float] = field(default_factory=lambda: [0.0])
     std: list[float] = field(default_factory=lambda: [1.0])
     note: str = ""
+    window: str = "standardise"
 
     def apply(self, chw: np.ndarray) -> np.ndarray:
         """Normalise a ``C x H x W`` (or ``N x C x H x W``) array; returns float32."""

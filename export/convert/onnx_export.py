@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge.errors import InputError, ModelError
+from edge.gpr.detector import normalise_window
 from edge.models.manifest import Manifest, manifest_path, write_model
 from edge.models.runtime import OnnxModel
 from edge.station.messages import utc_iso
@@ -101,9 +102,16 @@ class Parity:
 
 
 def parity_inputs(manifest: Manifest, count: int = 2, seed: int = 0) -> np.ndarray:
-    """Random inputs spanning the raw range (0..255 pixels), normalised as the model expects."""
+    """Random inputs spanning the raw range (0..255 pixels), normalised as the model expects.
+
+    Detection windows first get the detector's per-window normalisation (as on the device),
+    so the parity check runs on inputs of the model's own range.
+    """
     shape = [count, *manifest.sample_shape()]
     raw = np.random.default_rng(seed).uniform(0, 255, size=shape).astype(np.float32)
+    if manifest.task == "detection":
+        mode = manifest.normalisation.window
+        raw = np.stack([[normalise_window(p, mode) for p in img] for img in raw])
     return manifest.normalisation.apply(raw)
 
 

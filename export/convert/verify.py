@@ -192,12 +192,15 @@ def read_raw(path: Path, manifest: Manifest) -> np.ndarray:
 def model_input(window: np.ndarray, manifest: Manifest) -> np.ndarray:
     """A raw ``C x H x W`` window at the input size -> the normalised model input.
 
-    Detection windows first get the detector's per-window standardisation, as on the device.
+    Detection windows first get the detector's per-window normalisation (the manifest's
+    ``normalisation.window``), as on the device.
     """
     if manifest.task == "detection":
         from edge.gpr.detector import normalise_window
 
-        window = np.stack([normalise_window(plane) for plane in window])
+        window = np.stack(
+            [normalise_window(plane, manifest.normalisation.window) for plane in window]
+        )
     return manifest.normalisation.apply(window)
 
 

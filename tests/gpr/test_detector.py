@@ -157,3 +157,17 @@ def test_normalise_window_standardises_and_maps_flat_to_zero():
     assert float(w.mean()) == pytest.approx(0, abs=1e-6)
     assert float(w.std()) == pytest.approx(1, rel=1e-5)
     assert not normalise_window(np.full((4, 4), 5.0)).any()
+
+
+def test_robust_window_normalisation_is_offset_and_gain_free_and_bounded():
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 1, (64, 32)).astype(np.float32)
+    w[10, 10] = 50.0  # one spike saturates instead of squashing the rest
+    a = normalise_window(w, "robust")
+    b = normalise_window(w * 3.5 + 120.0, "robust")  # an 8-bit-like render of the same
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert a.min() >= -1 and a.max() <= 1 and a[10, 10] == 1.0
+    assert abs(float(np.median(a))) < 1e-6 and np.mean(np.abs(a) >= 1) <= 0.011
+    assert not normalise_window(np.full((4, 4), 5.0), "robust").any()
+    with pytest.raises(ModelError, match="normalisation"):
+        normalise_window(w, "minmax")
