@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -58,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    model = args.model if args.model == "default" else str(Path(args.model).resolve())
+    model: Literal["default"] | Path = (
+        "default" if args.model == "default" else Path(args.model).resolve()
+    )
     try:
         section = SegmentationSection(
             method="colour" if args.method == "colour" else "unet",

@@ -40,7 +40,7 @@ def normalise_window(window: np.ndarray, mode: str = "standardise") -> np.ndarra
     ``clip((v - median) / p99(|v - median|), -1, 1)``, so the median maps to 0 and the
     brightest 1 % of samples saturate at +-1. Device windows arrive with the processing
     chain's gain applied; rendered images enter as grey amplitude (see
-    :mod:`export.real_bscan`). A window's offset and gain do not matter, only its shape.
+    :mod:`export.data.real_bscan`). A window's offset and gain do not matter, only its shape.
 
     A flat window maps to zeros in both modes.
     """
