@@ -160,6 +160,32 @@ def read_key_values(path: Path, separator: str, kind: str) -> dict[str, str]:
     return out
 
 
+def header_number(
+    values: dict[str, str],
+    key: str,
+    path: Path,
+    *,
+    default: float | None = None,
+    positive: bool = False,
+) -> float | None:
+    """The number a text header gives for ``key`` (its first word), ``default`` when the key
+    is absent or empty. InputError naming the file and the key for a value that is no finite
+    number (``nan``, ``abc``), or not > 0 with ``positive``."""
+    text = values.get(key, "").split()
+    if not text:
+        if default is None and positive:
+            raise InputError(f"{path}: header key '{key}' missing (expected a number > 0)")
+        return default
+    try:
+        value = float(text[0])
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value) or (positive and value <= 0):
+        want = "a number > 0" if positive else "a number"
+        raise InputError(f"{path}: header key '{key}' = {text[0]!r} (expected {want})")
+    return value
+
+
 def sibling_file(path: Path, suffix: str) -> Path | None:
     """The file next to ``path`` with ``suffix`` in either case (``.DZG``/``.dzg``), or None."""
     for candidate in (suffix.upper(), suffix.lower()):

@@ -23,6 +23,7 @@ the same function the device applies to its processed windows.
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from edge.errors import InputError
 
 ROOT = Path("/work/shared/data/gpr-labelled")
 CLASSES = ("cavity", "pipe")
@@ -49,6 +52,14 @@ class Record:
     split: str  # "train" or "val"
     image: np.ndarray
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), np.float32))
+
+
+def _imread(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """``cv2.imread`` that raises :class:`InputError` naming the file instead of returning None."""
+    im = cv2.imread(str(path), flags)
+    if im is None:
+        raise InputError(f"cannot read image {path}")
+    return im
 
 
 def grey_amplitude(bgr: np.ndarray) -> np.ndarray:
@@ -77,7 +88,7 @@ def _close_gaps(mask: np.ndarray, gap: int) -> np.ndarray:
     """Fill runs of False no longer than ``gap`` between True values."""
     m = mask.copy()
     idx = np.flatnonzero(m)
-    for a, b in zip(idx[:-1], idx[1:], strict=True):
+    for a, b in itertools.pairwise(idx):
         if 1 < b - a <= gap + 1:
             m[a:b] = True
     return m
@@ -134,8 +145,15 @@ def _yolo(path: Path, w: int, h: int, cls: int) -> np.ndarray:
         for line in path.read_text().split("\n"):
             if line.strip():
                 _, cx, cy, bw, bh = map(float, line.split()[:5])
-                rows.append([cls, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w,
-                             (cy + bh / 2) * h])
+                rows.append(
+                    [
+                        cls,
+                        (cx - bw / 2) * w,
+                        (cy - bh / 2) * h,
+                        (cx + bw / 2) * w,
+                        (cy + bh / 2) * h,
+                    ]
+                )
     return np.array(rows, np.float32).reshape(-1, 5)
 
 
@@ -160,16 +178,36 @@ def load_morocco(root: Path = ROOT) -> list[Record]:
         groups = [f"{folder}:{f.stem.split('_aug_')[0]}" for f in files]
         held = _held_groups(groups, HOLDOUT, SPLIT_SEED)
         for f, g in zip(files, groups, strict=True):
-            im = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            im = _imread(f, cv2.IMREAD_GRAYSCALE)
             h, w = im.shape
             boxes = (
                 _yolo(base / folder / labels / f"{f.stem}.txt", w, h, cls)
-                if labels
+                if labels and cls is not None
                 else np.zeros((0, 5), np.float32)
             )
-            out.append(Record("morocco", f.name, g, "val" if g in held else "train",
-                              grey_amplitude(im), boxes))
+            out.append(
+                Record(
+                    "morocco", f.name, g, "val" if g in held else "train", grey_amplitude(im), boxes
+                )
+            )
     return out
+
+
+def _voc_boxes(xml: Path, cls: int) -> np.ndarray:
+    """Boxes ``(n, 5)`` cls x0 y0 x1 y1 of a Pascal VOC annotation, every object as ``cls``."""
+    rows = []
+    for o in ET.parse(xml).getroot().iter("object"):
+        b = o.find("bndbox")
+        if b is None:
+            raise ValueError(f"{xml}: <object> without <bndbox>")
+        coords = []
+        for k in ("xmin", "ymin", "xmax", "ymax"):
+            e = b.find(k)
+            if e is None or e.text is None:
+                raise ValueError(f"{xml}: <bndbox> without <{k}>")
+            coords.append(float(e.text))
+        rows.append([cls, *coords])
+    return np.array(rows, np.float32).reshape(-1, 5)
 
 
 def sns_group(stem: str) -> str:
@@ -194,18 +232,22 @@ def load_sns(root: Path = ROOT) -> list[Record]:
         held |= _held_groups([g for g in groups if g.startswith(kind)], HOLDOUT, SPLIT_SEED)
     out = []
     for f, g in zip(files, groups, strict=True):
-        bgr = cv2.imread(str(f))
-        rows = []
-        for o in ET.parse(base / "annotations" / "xmls" / f"{f.stem}.xml").getroot().iter("object"):
-            b = o.find("bndbox")
-            rows.append([PIPE, *(float(b.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax"))])
-        boxes = np.array(rows, np.float32).reshape(-1, 5)
+        bgr = _imread(f)
+        boxes = _voc_boxes(base / "annotations" / "xmls" / f"{f.stem}.xml", PIPE)
         if f.stem.startswith("line"):
             r0, r1, c0, c1 = 0, bgr.shape[0], 0, bgr.shape[1]
         else:
             r0, r1, c0, c1 = plot_region(bgr)
-        out.append(Record("sns", f.name, g, "val" if g in held else "train",
-                          grey_amplitude(bgr[r0:r1, c0:c1]), _crop_boxes(boxes, r0, r1, c0, c1)))
+        out.append(
+            Record(
+                "sns",
+                f.name,
+                g,
+                "val" if g in held else "train",
+                grey_amplitude(bgr[r0:r1, c0:c1]),
+                _crop_boxes(boxes, r0, r1, c0, c1),
+            )
+        )
     return out
 
 
@@ -215,7 +257,7 @@ def load_concretenet(root: Path = ROOT) -> list[Record]:
     out = []
     for split in ("train", "val"):
         for f in sorted((base / "images" / split).glob("*.png")):
-            bgr = cv2.imread(str(f))
+            bgr = _imread(f)
             h, w = bgr.shape[:2]
             boxes = _yolo(base / "labels" / split / f"{f.stem}.txt", w, h, PIPE)
             # GSSI layout: depth-axis strip (white, text) on the left, data from the top row,
@@ -227,8 +269,16 @@ def load_concretenet(root: Path = ROOT) -> list[Record]:
             r0, r1, c1 = 0, h - 55, w - 6
             centre_x = (boxes[:, 1] + boxes[:, 3]) / 2
             boxes = boxes[centre_x >= c0]  # the spurious boxes on the depth-axis strip
-            out.append(Record("concretenet", f.name, f.stem, split,
-                              grey_amplitude(bgr[r0:r1, c0:c1]), _crop_boxes(boxes, r0, r1, c0, c1)))
+            out.append(
+                Record(
+                    "concretenet",
+                    f.name,
+                    f.stem,
+                    split,
+                    grey_amplitude(bgr[r0:r1, c0:c1]),
+                    _crop_boxes(boxes, r0, r1, c0, c1),
+                )
+            )
     return out
 
 
@@ -240,22 +290,36 @@ def load_all(root: Path = ROOT) -> list[Record]:
 
 
 def crop_window(
-    image: np.ndarray, boxes: np.ndarray, r0: int, r1: int, c0: int, c1: int,
-    hw: tuple[int, int], min_visible: float = 0.5,
+    image: np.ndarray,
+    boxes: np.ndarray,
+    r0: int,
+    r1: int,
+    c0: int,
+    c1: int,
+    hw: tuple[int, int],
+    min_visible: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop ``image[r0:r1, c0:c1]``, resize to ``hw`` (INTER_AREA), boxes -> YOLO rows."""
     h, w = hw
-    win = cv2.resize(np.ascontiguousarray(image[r0:r1, c0:c1]), (w, h),
-                     interpolation=cv2.INTER_AREA)
+    win = cv2.resize(
+        np.ascontiguousarray(image[r0:r1, c0:c1]), (w, h), interpolation=cv2.INTER_AREA
+    )
     b = _crop_boxes(boxes, r0, r1, c0, c1) if min_visible == 0.5 else boxes
     ch, cw = r1 - r0, c1 - c0
     b = b[((b[:, 3] - b[:, 1]) > 1) & ((b[:, 4] - b[:, 2]) > 1)]
-    yolo = np.c_[b[:, 0], (b[:, 1] + b[:, 3]) / 2 / cw, (b[:, 2] + b[:, 4]) / 2 / ch,
-                 (b[:, 3] - b[:, 1]) / cw, (b[:, 4] - b[:, 2]) / ch].astype(np.float32)
+    yolo = np.c_[
+        b[:, 0],
+        (b[:, 1] + b[:, 3]) / 2 / cw,
+        (b[:, 2] + b[:, 4]) / 2 / ch,
+        (b[:, 3] - b[:, 1]) / cw,
+        (b[:, 4] - b[:, 2]) / ch,
+    ].astype(np.float32)
     return win.astype(np.float32), yolo.reshape(-1, 5)
 
 
-def eval_tiles(shape: tuple[int, int], hw: tuple[int, int], mode: str) -> list[tuple[int, int, int, int]]:
+def eval_tiles(
+    shape: tuple[int, int], hw: tuple[int, int], mode: str
+) -> list[tuple[int, int, int, int]]:
     """Deterministic evaluation windows ``(r0, r1, c0, c1)`` over an image.
 
     ``"whole"``: the image as one window (resampled to the model size, as the device does
@@ -290,7 +354,7 @@ def sample_window(
     h, w = hw
     ch = H if rng.random() < 0.5 else int(H * rng.uniform(0.5, 1.0))
     stretch = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
-    cw = int(round(ch * w / h * stretch))
+    cw = round(ch * w / h * stretch)
     if rec.source == "morocco" and rng.random() < 0.5:
         ch, cw = H, W  # the evaluation's view as well
     cw = int(np.clip(cw, 8, W))
@@ -313,18 +377,22 @@ def summary(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:
             s[CLASSES[c]] += 1
     for src, splits in out.items():
         for sp in splits:
-            splits[sp]["groups"] = len({r.group for r in records if r.source == src and r.split == sp})
+            splits[sp]["groups"] = len(
+                {r.group for r in records if r.source == src and r.split == sp}
+            )
     return out
 
 
-def write_windows(records: list[Record], out: Path, hw: tuple[int, int],
-                  per_record: int = 0, seed: int = 0) -> int:
+def write_windows(
+    records: list[Record], out: Path, hw: tuple[int, int], per_record: int = 0, seed: int = 0
+) -> int:
     """``out/images/*.npy`` (grey amplitude windows at ``hw``) + ``out/labels/*.txt`` (YOLO).
 
     ``per_record`` 0: the deterministic evaluation windows (:func:`eval_tiles`, boxes at
     least half inside a tile); > 0: that many random training windows per record
     (:func:`sample_window`), e.g. INT8 calibration data from the train split.
-    The format ``export.verify`` / ``export.quantize`` / ``export.train_detector`` read.
+    The format ``export.convert.verify`` / ``export.convert.quantize`` /
+    ``export.train.detector`` read.
     """
     rng = np.random.default_rng(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -335,13 +403,16 @@ def write_windows(records: list[Record], out: Path, hw: tuple[int, int],
         if per_record:
             wins = [sample_window(r, hw, rng) for _ in range(per_record)]
         else:
-            wins = [crop_window(r.image, r.boxes, *t, hw)
-                    for t in eval_tiles(r.image.shape, hw, EVAL_MODE[r.source])]
+            wins = [
+                crop_window(r.image, r.boxes, *t, hw)
+                for t in eval_tiles(r.image.shape, hw, EVAL_MODE[r.source])
+            ]
         for k, (win, yolo) in enumerate(wins):
             stem = f"{r.source}_{Path(r.name).stem.replace(' ', '_')}_{k}"
             np.save(out / "images" / f"{stem}.npy", win.astype(np.float32))
             (out / "labels" / f"{stem}.txt").write_text(
-                "".join(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in yolo))
+                "".join(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in yolo)
+            )
             n += 1
     return n
 
@@ -352,7 +423,7 @@ if __name__ == "__main__":
 
     recs = load_all()
     if len(sys.argv) > 2 and sys.argv[1] == "--write-windows":
-        # python -m export.real_bscan --write-windows OUT val|calibration
+        # python -m export.data.real_bscan --write-windows OUT val|calibration
         from edge.gpr.detector import WINDOW
 
         kind = sys.argv[3]
@@ -366,8 +437,15 @@ if __name__ == "__main__":
         outdir = Path(sys.argv[1])
         outdir.mkdir(parents=True, exist_ok=True)
         for r in recs[:: max(1, len(recs) // 40)] + [r for r in recs if r.source != "morocco"][::7]:
-            im = cv2.cvtColor(((r.image + 1) * 127.5).clip(0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+            im = cv2.cvtColor(
+                ((r.image + 1) * 127.5).clip(0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR
+            )
             for c, x0, y0, x1, y1 in r.boxes:
-                cv2.rectangle(im, (int(x0), int(y0)), (int(x1), int(y1)),
-                              (0, 0, 255) if c == PIPE else (0, 255, 0), 2)
+                cv2.rectangle(
+                    im,
+                    (int(x0), int(y0)),
+                    (int(x1), int(y1)),
+                    (0, 0, 255) if c == PIPE else (0, 255, 0),
+                    2,
+                )
             cv2.imwrite(str(outdir / f"{r.source}_{Path(r.name).stem}.png"), im)

@@ -1,6 +1,6 @@
 """Held-out evaluation of the cavity/pipe detector on real labelled images and raw files.
 
-Sets (:mod:`export.real_bscan`, split ``val``):
+Sets (:mod:`export.data.real_bscan`, split ``val``):
 
 - Morocco: each 224x224 image is one window (resampled to the model input, as the device
   does with any window); mAP@0.5 over ``cavity`` and ``pipe`` (utility), per class AP too.
@@ -8,13 +8,13 @@ Sets (:mod:`export.real_bscan`, split ``val``):
   50 % overlap, detections mapped back to the image and merged by NMS; class-agnostic
   (every box is a point diffractor = ``pipe``): AP@0.5, recall at precision >= 0.8, and
   recall / precision at the device threshold.
-- Raw files through the real pipeline (:func:`edge.gpr.pipeline.detect_file` with
+- Raw files through the real pipeline (:func:`edge.gpr.stream.detect_file` with
   ``firmware_config/gpr_unit.toml``): the boxes per file with their trace / time ranges.
 
 A model is an ONNX file (``CavityDetector``, as on the device) or a training checkpoint
 (:class:`TorchDetector`, the same prepare / decode in torch). Usage::
 
-    PYTHONPATH=. python3 -m export.eval_detector MODEL [MODEL ...] [--json out.json]
+    PYTHONPATH=. python3 -m export.train.eval_detector MODEL [MODEL ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,25 +28,30 @@ import cv2
 import numpy as np
 
 from edge.gpr.detector import Detection, decode, nms, normalise_window
-from export.real_bscan import EVAL_MODE, Record, eval_tiles
-from export.verify import detection_metrics, match_boxes
+from export.convert.verify import detection_metrics, match_boxes
+from export.data.real_bscan import EVAL_MODE, Record, eval_tiles
 
 RAW_FILES = {
     "FILE____032": "/work/shared/data/gpr/gprpy/FILE____032.DZT",
     "XLINE00": "/work/shared/data/gpr/gprpy/XLINE00.DT1",
     "test_gssi": "/work/shared/data/gpr/impdar/test_gssi.DZT",
 }
-CONFIG = Path(__file__).resolve().parents[1] / "firmware_config" / "gpr_unit.toml"
+CONFIG = Path(__file__).resolve().parents[2] / "firmware_config" / "gpr_unit.toml"
 
 
 class TorchDetector:
     """A training checkpoint with :class:`edge.gpr.detector.CavityDetector`'s interface."""
 
-    def __init__(self, ckpt: str | Path, score_threshold: float = 0.3, threads: int = 2,
-                 iou_threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        ckpt: str | Path,
+        score_threshold: float = 0.3,
+        threads: int = 2,
+        iou_threshold: float = 0.5,
+    ) -> None:
         import torch
 
-        from export.detector import build
+        from export.nets.detector import build
 
         torch.set_num_threads(threads)
         data = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -85,30 +90,46 @@ class TorchDetector:
         )
         sy, sx = windows.shape[1] / h, windows.shape[2] / w
         found = decode(maps, self.classes, (h, w), self.score_threshold, self.iou_threshold)
-        return [[Detection(self.classes[c], s, b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
-                 for c, s, b in per] for per in found]
+        return [
+            [
+                Detection(self.classes[c], s, b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
+                for c, s, b in per
+            ]
+            for per in found
+        ]
 
 
 def load_detector(model: str, score_threshold: float = 0.3, precision: str = "fp32") -> Any:
     """ONNX model path or 'default' -> CavityDetector; ``.pt`` -> TorchDetector.
 
-    ``precision`` as :func:`edge.runtime.resolve_model`: "fp32" by default, because "auto"
+    ``precision`` as :func:`edge.models.runtime.resolve_model`: "fp32" by default, because "auto"
     silently picks a gated INT8 sibling; a path naming a variant (x.int8.onnx) is used as is.
     """
     if str(model).endswith(".pt"):
         return TorchDetector(model, score_threshold)
     from edge.gpr.detector import CavityDetector
 
-    return CavityDetector(model, ["CPUExecutionProvider"], threads=2,
-                          score_threshold=score_threshold, precision=precision)
+    return CavityDetector(
+        model,
+        ["CPUExecutionProvider"],
+        threads=2,
+        score_threshold=score_threshold,
+        precision=precision,
+    )
 
 
 def detect_record(det: Any, rec: Record, mode: str) -> np.ndarray:
     """Detections ``(K, 6)`` x0 y0 x1 y1 score class in the image's pixels (low threshold)."""
     hw = det.input_hw
     tiles = eval_tiles(rec.image.shape, hw, mode)
-    windows = [cv2.resize(np.ascontiguousarray(rec.image[r0:r1, c0:c1]), (hw[1], hw[0]),
-                          interpolation=cv2.INTER_AREA) for r0, r1, c0, c1 in tiles]
+    windows = [
+        cv2.resize(
+            np.ascontiguousarray(rec.image[r0:r1, c0:c1]),
+            (hw[1], hw[0]),
+            interpolation=cv2.INTER_AREA,
+        )
+        for r0, r1, c0, c1 in tiles
+    ]
     old = det.score_threshold
     det.score_threshold = 0.02
     try:
@@ -119,8 +140,16 @@ def detect_record(det: Any, rec: Record, mode: str) -> np.ndarray:
     for (r0, r1, c0, c1), per in zip(tiles, found, strict=True):
         sy, sx = (r1 - r0) / hw[0], (c1 - c0) / hw[1]
         for d in per:
-            rows.append([c0 + d.trace0 * sx, r0 + d.sample0 * sy, c0 + d.trace1 * sx,
-                         r0 + d.sample1 * sy, d.score, det.classes.index(d.cls)])
+            rows.append(
+                [
+                    c0 + d.trace0 * sx,
+                    r0 + d.sample0 * sy,
+                    c0 + d.trace1 * sx,
+                    r0 + d.sample1 * sy,
+                    d.score,
+                    det.classes.index(d.cls),
+                ]
+            )
     dets = np.array(rows, np.float64).reshape(-1, 6)
     if len(tiles) > 1 and len(dets):
         dets = dets[nms(dets[:, :4], dets[:, 4], 0.5)]
@@ -133,8 +162,9 @@ def pr_curve(dets: list[np.ndarray], truths: list[np.ndarray]) -> tuple[np.ndarr
     for d, t in zip(dets, truths, strict=True):
         n_true += len(t)
         scores.append(d[:, 4])
-        hits.append(match_boxes(np.c_[d[:, :5], np.zeros(len(d))],
-                                np.c_[t[:, :4], np.zeros(len(t))], 0.5))
+        hits.append(
+            match_boxes(np.c_[d[:, :5], np.zeros(len(d))], np.c_[t[:, :4], np.zeros(len(t))], 0.5)
+        )
     s, h = np.concatenate(scores), np.concatenate(hits).astype(float)
     order = np.argsort(-s, kind="stable")
     tp = np.cumsum(h[order])
@@ -148,15 +178,19 @@ def score_set(det: Any, records: list[Record], threshold: float = 0.5) -> dict[s
     mode = EVAL_MODE[records[0].source]
     dets = [detect_record(det, r, mode) for r in records]
     truths = [np.c_[r.boxes[:, 1:5], r.boxes[:, 0]].astype(np.float64) for r in records]
-    out: dict[str, Any] = {"images": len(records), "boxes": int(sum(len(t) for t in truths)),
-                           "eval_mode": mode}
+    out: dict[str, Any] = {
+        "images": len(records),
+        "boxes": int(sum(len(t) for t in truths)),
+        "eval_mode": mode,
+    }
     m = detection_metrics(dets, truths)
     out["map50"] = round(m["map50"], 4)
     for c, name in enumerate(det.classes):
         tc = [t[t[:, 4] == c] for t in truths]
         if sum(len(t) for t in tc):
-            out[f"ap50_{name}"] = round(detection_metrics(
-                [d[d[:, 5] == c] for d in dets], tc)["map50"], 4)
+            out[f"ap50_{name}"] = round(
+                detection_metrics([d[d[:, 5] == c] for d in dets], tc)["map50"], 4
+            )
     agn_d = [np.c_[d[:, :5], np.zeros(len(d))] for d in dets]
     agn_t = [np.c_[t[:, :4], np.zeros(len(t))] for t in truths]
     out["ap50_any_class"] = round(detection_metrics(agn_d, agn_t)["map50"], 4)
@@ -172,14 +206,16 @@ def score_set(det: Any, records: list[Record], threshold: float = 0.5) -> dict[s
     negs = [d for d, t in zip(dets, truths, strict=True) if not len(t)]
     if negs:
         out["negative_images"] = len(negs)
-        out[f"negatives_with_box@{threshold}"] = int(sum((d[:, 4] >= threshold).any() for d in negs))
+        out[f"negatives_with_box@{threshold}"] = int(
+            sum((d[:, 4] >= threshold).any() for d in negs)
+        )
     return out
 
 
 def raw_files(model: str, threshold: float = 0.5, config: Path = CONFIG) -> dict[str, Any]:
     """Boxes the real pipeline reports on each raw file (trace / time ranges, scores)."""
     from edge.config import load_config
-    from edge.gpr.pipeline import detect_file
+    from edge.gpr.stream import detect_file
 
     cfg = load_config(config)
     det = load_detector(model, threshold)
@@ -187,18 +223,23 @@ def raw_files(model: str, threshold: float = 0.5, config: Path = CONFIG) -> dict
     for name, path in RAW_FILES.items():
         cav = detect_file(path, cfg, detector=det)
         out[name] = [
-            {"class": c["class"], "confidence": c["confidence"], "trace_range": c["trace_range"],
-             "time_range_ns": c["time_range_ns"], "apex_trace": c["trace"],
-             "t0_ns": c["two_way_time_ns"]}
+            {
+                "class": c["class"],
+                "confidence": c["confidence"],
+                "trace_range": c["trace_range"],
+                "time_range_ns": c["time_range_ns"],
+                "apex_trace": c["trace"],
+                "t0_ns": c["two_way_time_ns"],
+            }
             for c in sorted(cav, key=lambda c: c["trace"])
         ]
     return out
 
 
 def score_synthetic(det: Any, root: Path) -> dict[str, Any]:
-    """mAP@0.5 / recall on a synthetic window set (``python -m export.synth_bscan``)."""
-    from export.detection_data import read_dataset
-    from export.train_detector import evaluate
+    """mAP@0.5 / recall on a synthetic window set (``python -m export.data.synth_bscan``)."""
+    from export.data.detection import read_dataset
+    from export.train.detector import evaluate
 
     paths, labels, classes = read_dataset(Path(root))
     windows = np.stack([np.load(p).astype(np.float32) for p in paths])
@@ -206,19 +247,32 @@ def score_synthetic(det: Any, root: Path) -> dict[str, Any]:
     if hasattr(det, "maps"):
         maps = np.concatenate([det.maps(batch[i : i + 64]) for i in range(0, len(batch), 64)])
     else:
-        maps = np.concatenate([det.model.run(batch[i : i + 64])[0] for i in range(0, len(batch), 64)])
+        maps = np.concatenate(
+            [det.model.run(batch[i : i + 64])[0] for i in range(0, len(batch), 64)]
+        )
     return {"windows": len(paths), **evaluate(maps, labels, classes)}
 
 
-def evaluate_model(model: str, threshold: float = 0.5, raw: bool = True,
-                   synthetic: Path | None = None, configs: list[Path] | None = None) -> dict[str, Any]:
-    from export.real_bscan import load_concretenet, load_morocco, load_sns
+def evaluate_model(
+    model: str,
+    threshold: float = 0.5,
+    raw: bool = True,
+    synthetic: Path | None = None,
+    configs: list[Path] | None = None,
+) -> dict[str, Any]:
+    from export.data.real_bscan import load_concretenet, load_morocco, load_sns
 
     det = load_detector(model, threshold)
-    res: dict[str, Any] = {"model": str(model), "threshold": threshold,
-                           "file": det.model.path.name if hasattr(det, "model") else str(model)}
-    for name, loader in (("morocco", load_morocco), ("sns", load_sns),
-                         ("concretenet", load_concretenet)):
+    res: dict[str, Any] = {
+        "model": str(model),
+        "threshold": threshold,
+        "file": det.model.path.name if hasattr(det, "model") else str(model),
+    }
+    for name, loader in (
+        ("morocco", load_morocco),
+        ("sns", load_sns),
+        ("concretenet", load_concretenet),
+    ):
         res[name] = score_set(det, [r for r in loader() if r.split == "val"], threshold)
     if synthetic is not None:
         res["synthetic"] = score_synthetic(det, synthetic)
@@ -231,7 +285,7 @@ def evaluate_model(model: str, threshold: float = 0.5, raw: bool = True,
 
 def write_manifest(model: Path, result: dict[str, Any], data: dict[str, Any] | None) -> None:
     """Put one model's real held-out scores (and the training pool) into its manifest."""
-    from edge.manifest import Manifest, manifest_path
+    from edge.models.manifest import Manifest, manifest_path
 
     path = manifest_path(Path(model))
     manifest = Manifest.load(path)
@@ -240,10 +294,11 @@ def write_manifest(model: Path, result: dict[str, Any], data: dict[str, Any] | N
         metrics.pop(key, None)
     metrics["heldout_real"] = {k: v for k, v in result.items() if k not in ("model",)}
     metrics["heldout_real"]["protocol"] = (
-        "python -m export.eval_detector (split by export.real_bscan: Morocco ~20 % of "
+        "python -m export.train.eval_detector (split by export.data.real_bscan: Morocco ~20 % of "
         "originals per folder, S&S ~20 % of screenshot families / lines, ConcreteNet its own "
-        "6-image val); raw files through edge.gpr.pipeline.detect_file with "
-        "firmware_config/gpr_unit.toml at the given threshold")
+        "6-image val); raw files through edge.gpr.stream.detect_file with "
+        "firmware_config/gpr_unit.toml at the given threshold"
+    )
     if "synthetic" in result:
         metrics["heldout_synthetic"] = result["synthetic"]
     manifest.metrics = metrics
@@ -257,16 +312,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("models", nargs="+", help="'default', an .onnx or a training .pt")
     p.add_argument("--threshold", type=float, default=0.5, help="device score threshold")
     p.add_argument("--no-raw", action="store_true", help="skip the raw files")
-    p.add_argument("--raw-config", type=Path, action="append",
-                   help="also run the raw files with this station config")
+    p.add_argument(
+        "--raw-config",
+        type=Path,
+        action="append",
+        help="also run the raw files with this station config",
+    )
     p.add_argument("--synthetic", type=Path, help="also a synthetic window set (seed 2)")
     p.add_argument("--json", type=Path)
-    p.add_argument("--write-manifest", action="store_true",
-                   help="write the scores into each .onnx model's manifest")
+    p.add_argument(
+        "--write-manifest",
+        action="store_true",
+        help="write the scores into each .onnx model's manifest",
+    )
     p.add_argument("--training-data", type=Path, help="JSON for the manifest's training_data")
     args = p.parse_args(argv)
-    results = [evaluate_model(m, args.threshold, not args.no_raw, args.synthetic, args.raw_config)
-               for m in args.models]
+    results = [
+        evaluate_model(m, args.threshold, not args.no_raw, args.synthetic, args.raw_config)
+        for m in args.models
+    ]
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:

@@ -1,8 +1,8 @@
 """Train the cavity/pipe detector on real labelled images + synthetic windows + hard negatives.
 
 Every batch mixes (shares in :data:`MIX`): random windows of the ``train`` split of
-:mod:`export.real_bscan` (Morocco cavities/utilities/intact, S&S hyperbolas, ConcreteNet
-rebar), synthetic processed windows from ``python -m export.synth_bscan`` (what the real
+:mod:`export.data.real_bscan` (Morocco cavities/utilities/intact, S&S hyperbolas, ConcreteNet
+rebar), synthetic processed windows from ``python -m export.data.synth_bscan`` (what the real
 sets lack: known polarity cavities vs pipes, device processing) and hard negatives: windows
 of the device pipeline's processed output of two real raw files (XLINE00 outside its two
 diffractions, traces < 300; test_gssi, layering and noise). FILE____032 is NOT used: it
@@ -10,12 +10,12 @@ stays an independent check of the direct-wave band and dipping reflectors.
 
 All windows go through :func:`edge.gpr.detector.normalise_window` in ``robust`` mode, the
 mode the manifest names for the device. Losses and targets are the ones of
-:mod:`export.train_detector` (CenterNet). Starts from the shipped weights. Time-limited
+:mod:`export.train.detector` (CenterNet). Starts from the shipped weights. Time-limited
 (``--minutes``), cosine schedule over the time budget; every ``--eval-min`` minutes the
 held-out sets are scored (logged, never used to pick weights: the last checkpoint is the
 result) and the checkpoint written.
 
-    PYTHONPATH=. python3 -m export.train_real --out /work/gprwork/real.pt --minutes 55
+    PYTHONPATH=. python3 -m export.train.real_detector --out /work/gprwork/real.pt --minutes 55
 """
 
 from __future__ import annotations
@@ -25,12 +25,17 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from edge.gpr.detector import WINDOW, normalise_window
-from export.real_bscan import CLASSES, Record, load_all, sample_window
+from edge.gpr.detector import WINDOW, Detection, normalise_window
+from export.data.real_bscan import CLASSES, Record, load_all, sample_window
+
+if TYPE_CHECKING:
+    from edge.gpr.bscan import BscanWindow
+    from edge.gpr.dedup import CavityCandidate
 
 log = logging.getLogger("train_real")
 
@@ -40,33 +45,35 @@ RAW_NEGATIVES = {  # file -> trace range free of labelled / visible targets
     "/work/shared/data/gpr/gprpy/XLINE00.DT1": (0, 300),
     "/work/shared/data/gpr/impdar/test_gssi.DZT": (0, None),
 }
-CONFIG = Path(__file__).resolve().parents[1] / "firmware_config" / "gpr_unit.toml"
+CONFIG = Path(__file__).resolve().parents[2] / "firmware_config" / "gpr_unit.toml"
 
 
 def device_processed(path: str, config: Path = CONFIG) -> np.ndarray:
     """A raw file's processed line ``(samples, traces)`` exactly as the pipeline windows it."""
     from edge.config import load_config
-    from edge.gpr import pipeline
+    from edge.gpr import stream as pipeline
+    from edge.gpr.formats.readers import read_gpr
 
-    got: list = []
+    got: list[tuple[int, np.ndarray]] = []
 
     class _Recorder:
         classes, input_hw, score_threshold = CLASSES, WINDOW, 1.0
 
-        def detect(self, windows):  # noqa: D401 - the pipeline calls this
+        def detect(self, windows: np.ndarray) -> list[list[Detection]]:
             return [[] for _ in windows]
 
-    original = pipeline.CavityPipeline._detect
+    class _RecordingPipeline(pipeline.CavityPipeline):
+        """The device pipeline, keeping every window it hands to the detector."""
 
-    def _detect(self, windows):
-        got.extend((w.first_trace, w.data) for w in windows)
-        return original(self, windows)
+        def _detect(self, windows: list[BscanWindow]) -> list[CavityCandidate]:
+            got.extend((w.first_trace, w.data) for w in windows)
+            return super()._detect(windows)
 
-    pipeline.CavityPipeline._detect = _detect
-    try:
-        pipeline.detect_file(path, load_config(config), detector=_Recorder())
-    finally:
-        pipeline.CavityPipeline._detect = original
+    # What pipeline.detect_file does, with the recording pipeline.
+    block = read_gpr(path)
+    pipe = _RecordingPipeline(load_config(config), block, _Recorder())
+    pipe.feed(block)
+    pipe.flush()
     n = max(a + d.shape[1] for a, d in got)
     full = np.zeros((got[0][1].shape[0], n), np.float32)
     for a, d in got:
@@ -75,13 +82,15 @@ def device_processed(path: str, config: Path = CONFIG) -> np.ndarray:
 
 
 def load_synthetic(root: Path) -> tuple[np.ndarray, list[np.ndarray]]:
-    from export.detection_data import read_dataset
+    from export.data.detection import read_dataset
 
     paths, labels, _ = read_dataset(root)
     return np.stack([np.load(p).astype(np.float16) for p in paths]), labels
 
 
-def augment(x: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    x: np.ndarray, b: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Mirror along track, gain ramp along time, noise; polarity kept. Output normalised."""
     h = x.shape[0]
     b = b.copy()
@@ -94,21 +103,34 @@ def augment(x: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.
         x = x * ramp[:, None]
     x = normalise_window(np.ascontiguousarray(x, dtype=np.float32), MODE)
     if rng.random() < 0.25:
-        x = normalise_window(x + rng.normal(0, rng.uniform(0.05, 0.4), x.shape).astype(np.float32), MODE)
+        x = normalise_window(
+            x + rng.normal(0, rng.uniform(0.05, 0.4), x.shape).astype(np.float32), MODE
+        )
     return x, b
 
 
 class Sampler:
-    def __init__(self, records: list[Record], synth: tuple[np.ndarray, list[np.ndarray]] | None,
-                 raws: list[np.ndarray], rng: np.random.Generator) -> None:
-        self.by_source = {s: [r for r in records if r.source == s and r.split == "train"]
-                          for s in ("morocco", "sns", "concretenet")}
+    def __init__(
+        self,
+        records: list[Record],
+        synth: tuple[np.ndarray, list[np.ndarray]] | None,
+        raws: list[np.ndarray],
+        rng: np.random.Generator,
+    ) -> None:
+        self.by_source = {
+            s: [r for r in records if r.source == s and r.split == "train"]
+            for s in ("morocco", "sns", "concretenet")
+        }
         self.synth = synth
         self.raws = raws
         self.rng = rng
-        mix = {k: v for k, v in MIX.items()
-               if (k in self.by_source and self.by_source[k]) or (k == "synthetic" and synth)
-               or (k == "raw_negative" and raws)}
+        mix = {
+            k: v
+            for k, v in MIX.items()
+            if (self.by_source.get(k))
+            or (k == "synthetic" and synth)
+            or (k == "raw_negative" and raws)
+        }
         self.names = list(mix)
         p = np.array([mix[k] for k in self.names])
         self.p = p / p.sum()
@@ -117,6 +139,8 @@ class Sampler:
         rng = self.rng
         src = self.names[rng.choice(len(self.names), p=self.p)]
         if src == "synthetic":
+            if self.synth is None:
+                raise ValueError("synthetic windows drawn but no synthetic set was loaded")
             wins, labs = self.synth
             i = int(rng.integers(len(wins)))
             x, b = wins[i].astype(np.float32), labs[i]
@@ -126,8 +150,11 @@ class Sampler:
             r1 = H if rng.random() < 0.5 else int(H * rng.uniform(0.25, 1.0))
             cw = int(min(W, rng.integers(64, 257)))
             c0 = int(rng.integers(0, W - cw + 1))
-            x = cv2.resize(np.ascontiguousarray(full[:r1, c0 : c0 + cw]), WINDOW[::-1],
-                           interpolation=cv2.INTER_AREA)
+            x = cv2.resize(
+                np.ascontiguousarray(full[:r1, c0 : c0 + cw]),
+                WINDOW[::-1],
+                interpolation=cv2.INTER_AREA,
+            )
             b = np.zeros((0, 5), np.float32)
         else:
             recs = self.by_source[src]
@@ -153,10 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from edge.gpr.detector import STRIDE
-    from edge.manifest import Normalisation
-    from export.eval_detector import score_set
-    from export.train_detector import (build_net, detector_manifest, learning_rate, loss_fn,
-                                       save_checkpoint, targets)
+    from edge.models.manifest import Normalisation
+    from export.train.detector import (
+        build_net,
+        detector_manifest,
+        learning_rate,
+        loss_fn,
+        save_checkpoint,
+        targets,
+    )
+    from export.train.eval_detector import score_set
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -164,16 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     records = load_all()
     synth = load_synthetic(args.synthetic) if (args.synthetic / "images").is_dir() else None
     raws = []
-    for path, (a, b) in RAW_NEGATIVES.items():
+    for path, (t0, t1) in RAW_NEGATIVES.items():
         full = device_processed(path)
-        raws.append(full[:, a:b])
+        raws.append(full[:, t0:t1])
     sampler = Sampler(records, synth, raws, rng)
-    val = {s: [r for r in records if r.source == s and r.split == "val"]
-           for s in ("morocco", "sns", "concretenet")}
-    counts = {s: len(v) for s, v in sampler.by_source.items()}
+    val = {
+        s: [r for r in records if r.source == s and r.split == "val"]
+        for s in ("morocco", "sns", "concretenet")
+    }
+    counts: dict[str, int | list[int]] = {s: len(v) for s, v in sampler.by_source.items()}
     counts["synthetic"] = 0 if synth is None else len(synth[0])
     counts["raw_negative_traces"] = [r.shape[1] for r in raws]
-    log.info("train pool %s, mix %s", counts, dict(zip(sampler.names, sampler.p.round(3))))
+    log.info(
+        "train pool %s, mix %s", counts, dict(zip(sampler.names, sampler.p.round(3), strict=False))
+    )
 
     nc = len(CLASSES)
     net, width = build_net(nc, 16, args.init)
@@ -187,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     class _NetDet:  # the in-memory net with the scoring interface
         classes, input_hw, score_threshold = CLASSES, WINDOW, 0.5
 
-        def detect(self, windows):
-            from export.eval_detector import TorchDetector
+        def detect(self, windows: np.ndarray) -> list[list[Detection]]:
+            from export.train.eval_detector import TorchDetector
 
             td = TorchDetector.__new__(TorchDetector)
             td.net, td.classes, td.input_hw = net, CLASSES, WINDOW
@@ -200,25 +237,44 @@ def main(argv: list[str] | None = None) -> int:
         det = _NetDet()
         res = {s: score_set(det, v) for s, v in val.items()}
         minutes = (time.monotonic() - start) / 60
-        history.append({"minutes": round(minutes, 1), "steps": steps,
-                        "loss": round(running or 0.0, 4),
-                        **{f"{s}_{k}": res[s][k] for s in res
-                           for k in ("map50", "ap50_any_class", "recall_at_p80")}})
+        history.append(
+            {
+                "minutes": round(minutes, 1),
+                "steps": steps,
+                "loss": round(running or 0.0, 4),
+                **{
+                    f"{s}_{k}": res[s][k]
+                    for s in res
+                    for k in ("map50", "ap50_any_class", "recall_at_p80")
+                },
+            }
+        )
         log.info("eval %s", json.dumps(history[-1]))
         manifest = detector_manifest(CLASSES, "", {})
         manifest.normalisation = Normalisation(
-            scale=1.0, mean=[0.0], std=[1.0], window=MODE,
-            note=("input: a processed B-scan window (rows = two-way time from time zero, "
-                  "columns = traces) resampled to H x W (cv2 INTER_AREA), then "
-                  "normalise_window(mode='robust'): v - median, divided by the 99th "
-                  "percentile of |v - median|, clipped to [-1, 1] "
-                  "(edge.gpr.detector.normalise_window). Rendered real images enter as grey "
-                  "amplitude (8-bit or colour-mapped render -> channel mean, axes cropped; "
-                  "export.real_bscan)."))
-        manifest.training_data = json.dumps({"pool": counts, "mix": MIX, "steps": steps,
-                                             "batch": args.batch, "init": args.init})
-        manifest.metrics = {"heldout_real": res, "history": history,
-                            "train_minutes": round(minutes, 1), "steps": steps}
+            scale=1.0,
+            mean=[0.0],
+            std=[1.0],
+            window=MODE,
+            note=(
+                "input: a processed B-scan window (rows = two-way time from time zero, "
+                "columns = traces) resampled to H x W (cv2 INTER_AREA), then "
+                "normalise_window(mode='robust'): v - median, divided by the 99th "
+                "percentile of |v - median|, clipped to [-1, 1] "
+                "(edge.gpr.detector.normalise_window). Rendered real images enter as grey "
+                "amplitude (8-bit or colour-mapped render -> channel mean, axes cropped; "
+                "export.data.real_bscan)."
+            ),
+        )
+        manifest.training_data = json.dumps(
+            {"pool": counts, "mix": MIX, "steps": steps, "batch": args.batch, "init": args.init}
+        )
+        manifest.metrics = {
+            "heldout_real": res,
+            "history": history,
+            "train_minutes": round(minutes, 1),
+            "steps": steps,
+        }
         save_checkpoint(net, args.out, width, manifest)
         net.train()
 
@@ -246,8 +302,14 @@ def main(argv: list[str] | None = None) -> int:
         v = float(loss.detach())
         running = v if running is None else 0.98 * running + 0.02 * v
         if steps % 50 == 0:
-            log.info("step %d  %.1f min  loss %.3f  lr %.2e  seen %s", steps, elapsed, running,
-                     opt.param_groups[0]["lr"], seen)
+            log.info(
+                "step %d  %.1f min  loss %.3f  lr %.2e  seen %s",
+                steps,
+                elapsed,
+                running,
+                opt.param_groups[0]["lr"],
+                seen,
+            )
         if elapsed >= next_eval:
             checkpoint(False)
             next_eval += args.eval_min

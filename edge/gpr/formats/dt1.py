@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import InputError
-from edge.gpr.traces import TraceBlock, read_key_values, sibling_file
+from edge.gpr.traces import TraceBlock, header_number, read_key_values, sibling_file
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,10 @@ def read_hd(path: Path) -> dict[str, str]:
 
 
 def _number(hd: dict[str, str], key: str, path: Path) -> float:
-    try:
-        return float(hd[key].split()[0])
-    except (KeyError, IndexError, ValueError):
-        raise InputError(f"{path}: HD key '{key}' missing or not a number") from None
+    """A required HD number > 0 (one-line InputError naming the file and key otherwise)."""
+    value = header_number(hd, key, path, positive=True)
+    assert value is not None  # positive without a default: absent raises
+    return value
 
 
 def read_dt1(path: str | Path) -> TraceBlock:
@@ -109,9 +109,10 @@ def read_dt1(path: str | Path) -> TraceBlock:
         raise InputError(f"{hd_path}: POSITION UNITS {unit!r} unknown (expected m, ft or cm)")
     to_m = _UNITS_TO_M[unit]
     positions = headers[:, 1].astype(float) * to_m
-    step = float(hd["STEP SIZE USED"].split()[0]) * to_m if "STEP SIZE USED" in hd else None
-    t0 = float(hd["TIMEZERO AT POINT"].split()[0]) - 1.0 if "TIMEZERO AT POINT" in hd else 0.0
-    freq = float(hd["NOMINAL FREQUENCY"].split()[0]) if "NOMINAL FREQUENCY" in hd else None
+    step_hd = header_number(hd, "STEP SIZE USED", hd_path)
+    step = None if step_hd is None else step_hd * to_m
+    t0 = (header_number(hd, "TIMEZERO AT POINT", hd_path, default=1.0) or 1.0) - 1.0
+    freq = header_number(hd, "NOMINAL FREQUENCY", hd_path)
     header: dict[str, str | float] = {k.lower(): v for k, v in hd.items()}
     header.update({"bytes_per_point": bytes_per_point, "position_unit_to_m": to_m})
     return TraceBlock(

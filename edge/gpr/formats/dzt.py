@@ -198,8 +198,19 @@ def read_dzx(path: Path, n_traces: int) -> tuple[np.ndarray | None, list[int]]:
         if "mark" in kids:
             marks.append(scan)
         if "localCoords" in kids:
+            try:
+                x = float(kids["localCoords"].split(",")[0])
+            except ValueError:
+                x = float("nan")
+            if not np.isfinite(x):
+                log.warning(
+                    "%s: waypoint at scan %d has coordinates %r (not numbers): DZX distances "
+                    "ignored, the radar data is read as it is",
+                    path, scan, kids["localCoords"],
+                )  # fmt: skip
+                return None, marks
             scans.append(scan)
-            xs.append(float(kids["localCoords"].split(",")[0]) * scale)
+            xs.append(x * scale)
     if len(scans) < 2:
         return None, marks
     order = np.argsort(scans)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 
@@ -212,3 +213,38 @@ def test_gpr_info_cli_json():
         text=True,
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "nan", "abc"])
+def test_a_bad_hd_time_window_is_one_line_naming_the_key(tmp_path, value):
+    for sibling in ("XLINE00.DT1", "XLINE00.HD"):
+        (tmp_path / sibling).write_bytes((GPRPY / sibling).read_bytes())
+    hd = tmp_path / "XLINE00.HD"
+    text = hd.read_text(encoding="latin-1")
+    hd.write_text(re.sub(r"TOTAL TIME WINDOW\s*=\s*\S+", f"TOTAL TIME WINDOW  = {value}", text))
+    with pytest.raises(InputError, match=rf"header key 'TOTAL TIME WINDOW' = '{value}'"):
+        read_gpr(tmp_path / "XLINE00.DT1")
+
+
+@needs_impdar
+def test_a_non_numeric_rad_value_is_one_line_naming_the_key(tmp_path):
+    for sibling in ("ten_col.rd3", "ten_col.rad"):
+        (tmp_path / sibling).write_bytes((IMPDAR / sibling).read_bytes())
+    rad = tmp_path / "ten_col.rad"
+    text = rad.read_text(encoding="latin-1")
+    rad.write_text(re.sub(r"DISTANCE INTERVAL:\s*\S+", "DISTANCE INTERVAL:twelve", text))
+    with pytest.raises(InputError, match=r"header key 'DISTANCE INTERVAL' = 'twelve'"):
+        read_gpr(tmp_path / "ten_col.rd3")
+
+
+@needs_impdar
+def test_a_bad_dzx_sidecar_is_a_warning_and_the_radar_data_is_read(tmp_path, caplog):
+    for sibling in ("test_gssi.DZT", "test_gssi.DZX"):
+        (tmp_path / sibling).write_bytes((IMPDAR / sibling).read_bytes())
+    dzx = tmp_path / "test_gssi.DZX"
+    bad = re.sub(r"<localCoords>[^<]*<", "<localCoords>abc,def<", dzx.read_text(), count=1)
+    dzx.write_text(bad)
+    with caplog.at_level(logging.WARNING):
+        block = read_gpr(tmp_path / "test_gssi.DZT")
+    assert block.n_traces == 345
+    assert "coordinates 'abc,def' (not numbers)" in caplog.text
