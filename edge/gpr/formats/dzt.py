@@ -199,10 +199,10 @@ def read_dzx(path: Path, n_traces: int) -> tuple[np.ndarray | None, list[int]]:
             marks.append(scan)
         if "localCoords" in kids:
             try:
-                x = float(kids["localCoords"].split(",")[0])
+                local_x = float(kids["localCoords"].split(",")[0])
             except ValueError:
-                x = float("nan")
-            if not np.isfinite(x):
+                local_x = float("nan")
+            if not np.isfinite(local_x):
                 log.warning(
                     "%s: waypoint at scan %d has coordinates %r (not numbers): DZX distances "
                     "ignored, the radar data is read as it is",
@@ -210,7 +210,7 @@ def read_dzx(path: Path, n_traces: int) -> tuple[np.ndarray | None, list[int]]:
                 )  # fmt: skip
                 return None, marks
             scans.append(scan)
-            xs.append(x * scale)
+            xs.append(local_x * scale)
     if len(scans) < 2:
         return None, marks
     order = np.argsort(scans)
