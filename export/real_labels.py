@@ -164,6 +164,25 @@ def build(paths: list[Path], out: Path, long_side: int) -> list[dict]:
     return rows
 
 
+def write_pairs(root: Path, out: Path, groups: set[str] | None = None) -> int:
+    """``out/images`` + ``out/masks`` (PNG, 255 = water, 0 = not water; ignore as 0) from a
+    built directory, for the project's ``export quantize``/``export verify`` tools (which
+    know no ignore class). Outside the repository only."""
+    rows = json.loads((root / "table.json").read_text())
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    n = 0
+    for r in rows:
+        if groups and r["group"] not in groups:
+            continue
+        z = np.load(root / r["file"])
+        stem = Path(r["file"]).stem
+        cv2.imwrite(str(out / "images" / f"{stem}.png"), z["image"])
+        cv2.imwrite(str(out / "masks" / f"{stem}.png"), np.where(z["mask"] == WATER, 255, 0).astype(np.uint8))
+        n += 1
+    return n
+
+
 def summary(rows: list[dict]) -> str:
     """Counts per group / station / kind, as text."""
     from collections import Counter
@@ -178,9 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--long-side", type=int, default=1024)
+    p.add_argument("--pairs", type=Path, default=None,
+                   help="also write images/ + masks/ PNG pairs here (for export verify)")
     args = p.parse_args(argv)
     rows = build(args.labels, args.out, args.long_side)
     print(summary(rows))
+    if args.pairs:
+        print(f"{write_pairs(args.out, args.pairs)} pairs -> {args.pairs}")
     return 0
 
 
