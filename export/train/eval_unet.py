@@ -2,17 +2,17 @@
 
 ::
 
-    python -m export.eval_unet --labels A.json B.json ... \
+    python -m export.train.eval_unet --labels A.json B.json ... \
         --method shipped=edge/models/unet.onnx --method colour \
         --method cv=A:fold_A.pt,B:fold_B.pt,... [--width 1280] [--json OUT] [--groups g1,g2]
 
 Methods:
-- ``NAME=PATH.onnx``: the edge inference path (:func:`edge.segmentation.unet_probability`,
+- ``NAME=PATH.onnx``: the edge inference path (:func:`edge.beach.waterline.segmentation.unet_probability`,
   the manifest's resize/tile policy) on the full-resolution image;
 - ``NAME=PATH.pt``: a training checkpoint, the same resize path in torch;
 - ``NAME=F1:CKPT1,F2:CKPT2,...``: cross-validation, each image segmented by the model of
-  the fold (:data:`export.real_labels.FOLDS`) that held its station group out;
-- ``colour``: :func:`edge.colour_segmentation.colour_water_probability` with the ground
+  the fold (:data:`export.data.real_labels.FOLDS`) that held its station group out;
+- ``colour``: :func:`edge.beach.waterline.colour.colour_water_probability` with the ground
   (labelled land + water, i.e. not sky and not ignore) as its statistics mask, as the
   runtime passes its geometric ground mask; labelled sky counts as not-water for it
   (an oracle horizon: the runtime has one from the camera geometry).
@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from export.real_labels import FOLDS, load, rasterise, DATA_ROOT
+from export.data.real_labels import DATA_ROOT, FOLDS, load, rasterise
 
 
 def _boundary(water: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -70,7 +70,7 @@ class TorchModel:
     def __init__(self, path: Path) -> None:
         import torch
 
-        from export.unet import build
+        from export.nets.unet import build
 
         torch.set_num_threads(2)
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -81,7 +81,7 @@ class TorchModel:
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
         import torch
 
-        from export.segmentation_data import to_input
+        from export.data.segmentation import to_input
 
         h, w = bgr.shape[:2]
         mh, mw = self.size
@@ -94,12 +94,12 @@ class TorchModel:
 
 class OnnxPath:
     def __init__(self, path: Path) -> None:
-        from edge.runtime import OnnxModel
+        from edge.models.runtime import OnnxModel
 
         self.model = OnnxModel(path, ["CPUExecutionProvider"], 2)
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
-        from edge.segmentation import unet_probability
+        from edge.beach.waterline.segmentation import unet_probability
 
         return unet_probability(self.model, bgr)
 
@@ -112,7 +112,7 @@ def _loader(spec: str):
 def make_method(spec: str):
     """-> (name, fn(bgr_full, group, ground_full) -> prob or None)."""
     if spec == "colour":
-        from edge.colour_segmentation import colour_water_probability
+        from edge.beach.waterline.colour import colour_water_probability
 
         def colour(bgr, group, ground):
             if ground.sum() < 2:
@@ -160,18 +160,28 @@ def evaluate(label_paths, methods, width, groups=None):
             if prob is None:
                 continue
             pred = cv2.resize(prob.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
-            row[name] = {"iou": round(iou(pred, truth, valid), 4),
-                         "bd": round(boundary_distance(pred, truth, valid), 2),
-                         "s": round(time.time() - t, 3)}
+            row[name] = {
+                "iou": round(iou(pred, truth, valid), 4),
+                "bd": round(boundary_distance(pred, truth, valid), 2),
+                "s": round(time.time() - t, 3),
+            }
         rows.append(row)
-        print(item.station, Path(item.key).name[:40],
-              " ".join(f"{n}={row[n]['iou']:.3f}/{row[n]['bd']:.0f}px" for n, _ in methods if n in row),
-              flush=True)
+        print(
+            item.station,
+            Path(item.key).name[:40],
+            " ".join(
+                f"{n}={row[n]['iou']:.3f}/{row[n]['bd']:.0f}px" for n, _ in methods if n in row
+            ),
+            flush=True,
+        )
     return rows
 
 
 def table(rows, names) -> str:
-    stations = sorted({r["station"] for r in rows}, key=lambda s: (next(r["group"] for r in rows if r["station"] == s), s))
+    stations = sorted(
+        {r["station"] for r in rows},
+        key=lambda s: (next(r["group"] for r in rows if r["station"] == s), s),
+    )
     head = "| station | group | n | " + " | ".join(f"{n} IoU | {n} bd px" for n in names) + " |"
     lines = [head, "|" + "---|" * (3 + 2 * len(names))]
     per_station = {n: [] for n in names}
@@ -190,14 +200,18 @@ def table(rows, names) -> str:
     cells = []
     for n in names:
         v = per_station[n]
-        cells += [f"**{np.mean([a for a, _ in v]):.3f}**" if v else "-",
-                  f"**{np.median([b for _, b in v]):.1f}**" if v else "-"]
+        cells += [
+            f"**{np.mean([a for a, _ in v]):.3f}**" if v else "-",
+            f"**{np.median([b for _, b in v]):.1f}**" if v else "-",
+        ]
     lines.append(f"| mean over stations | | {len(stations)} | " + " | ".join(cells) + " |")
     cells = []
     for n in names:
         v = [r[n] for r in rows if n in r]
-        cells += [f"{np.mean([x['iou'] for x in v]):.3f}" if v else "-",
-                  f"{np.median([x['bd'] for x in v]):.1f}" if v else "-"]
+        cells += [
+            f"{np.mean([x['iou'] for x in v]):.3f}" if v else "-",
+            f"{np.median([x['bd'] for x in v]):.1f}" if v else "-",
+        ]
     lines.append(f"| all images | | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -217,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows, names))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"methods": args.method, "width": args.width,
-                                         "rows": rows}, indent=1))
+        args.json.write_text(
+            json.dumps({"methods": args.method, "width": args.width, "rows": rows}, indent=1)
+        )
     return 0
 
 

@@ -2,12 +2,12 @@
 
 ::
 
-    python -m export.real_manifest edge/models/unet.onnx --table DIR/table.json \
+    python -m export.train.real_manifest edge/models/unet.onnx --table DIR/table.json \
         --cv-eval cv.json [--cv-method cv] [--synthetic N --synthetic-note TEXT] \
         [--training TEXT] [--int8-eval int8.json]
 
-``--table`` is the training set's station table (:mod:`export.real_labels`); ``--cv-eval``
-an :mod:`export.eval_unet` JSON with the fold-wise held-out method (``--cv-method``), the
+``--table`` is the training set's station table (:mod:`export.data.real_labels`); ``--cv-eval``
+an :mod:`export.train.eval_unet` JSON with the fold-wise held-out method (``--cv-method``), the
 shipped model and ``colour``. Only ``training_data`` and ``metrics`` change: the sha256 of
 the .onnx files stays valid. Both ``unet.manifest.json`` and ``unet.int8.manifest.json``
 (when present) are updated.
@@ -28,18 +28,25 @@ def per_station(rows: list[dict], method: str) -> dict[str, dict]:
     for s in sorted({r["station"] for r in rows}):
         v = [r[method] for r in rows if r["station"] == s and method in r]
         if v:
-            out[s] = {"images": len(v), "iou": round(float(np.mean([x["iou"] for x in v])), 3),
-                      "boundary_px": round(float(np.median([x["bd"] for x in v])), 1)}
+            out[s] = {
+                "images": len(v),
+                "iou": round(float(np.mean([x["iou"] for x in v])), 3),
+                "boundary_px": round(float(np.median([x["bd"] for x in v])), 1),
+            }
     return out
 
 
 def summary(st: dict[str, dict], rows: list[dict], method: str) -> dict:
     v = [r[method] for r in rows if method in r]
-    return {"stations": len(st),
-            "mean_iou_over_stations": round(float(np.mean([x["iou"] for x in st.values()])), 3),
-            "median_boundary_px_over_stations":
-                round(float(np.median([x["boundary_px"] for x in st.values()])), 1),
-            "images": len(v), "mean_iou_over_images": round(float(np.mean([x["iou"] for x in v])), 3)}
+    return {
+        "stations": len(st),
+        "mean_iou_over_stations": round(float(np.mean([x["iou"] for x in st.values()])), 3),
+        "median_boundary_px_over_stations": round(
+            float(np.median([x["boundary_px"] for x in st.values()])), 1
+        ),
+        "images": len(v),
+        "mean_iou_over_images": round(float(np.mean([x["iou"] for x in v])), 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,12 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.synthetic_note}. {args.training}"
     ).strip()
     heldout = {
-        "protocol": "whole station groups held out (folds: " + "; ".join(
-            sorted({f"{r['group']}" for r in rows})) + "), each image segmented by the model "
-            "of the fold that did not train on its group; IoU over non-ignore pixels, "
-            f"boundary distance = median px at {ev['width']} px width (label and prediction "
-            "boundaries, both directions); colour method given the labelled ground as its "
-            "statistics mask and labelled sky as not-water (oracle horizon)",
+        "protocol": "whole station groups held out (folds: "
+        + "; ".join(sorted({f"{r['group']}" for r in rows}))
+        + "), each image segmented by the model "
+        "of the fold that did not train on its group; IoU over non-ignore pixels, "
+        f"boundary distance = median px at {ev['width']} px width (label and prediction "
+        "boundaries, both directions); colour method given the labelled ground as its "
+        "statistics mask and labelled sky as not-water (oracle horizon)",
         "eval_methods": ev["methods"],
         "per_station": {},
     }
@@ -81,10 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     base = {b: per_station(rows, b) for b in args.baselines}
     for s, v in cv.items():
         heldout["per_station"][s] = {"heldout": v, **{b: base[b].get(s) for b in args.baselines}}
-    heldout["summary"] = {"heldout": summary(cv, rows, args.cv_method),
-                          **{b: summary(base[b], rows, b) for b in args.baselines}}
-    for path in (args.model.with_suffix(".manifest.json"),
-                 args.model.with_name(args.model.stem + ".int8.manifest.json")):
+    heldout["summary"] = {
+        "heldout": summary(cv, rows, args.cv_method),
+        **{b: summary(base[b], rows, b) for b in args.baselines},
+    }
+    for path in (
+        args.model.with_suffix(".manifest.json"),
+        args.model.with_name(args.model.stem + ".int8.manifest.json"),
+    ):
         if not path.is_file():
             continue
         m = json.loads(path.read_text())

@@ -18,7 +18,7 @@ in the list wins (list the newer, fuller label sets last).
 Stations are grouped for validation (:data:`GROUPS`): frames of one camera, and cameras of
 one site and survey, are strongly correlated, so a fold holds out whole groups.
 
-``python -m export.real_labels --labels A.json B.json ... --out DIR [--long-side 1024]``
+``python -m export.data.real_labels --labels A.json B.json ... --out DIR [--long-side 1024]``
 writes ``DIR/<n>.npz`` (``image`` BGR uint8, ``mask`` uint8 0/1/2/255, resized so the
 long side is ``--long-side``) and ``DIR/table.json`` (one row per image: key, station,
 group, kind, size, source file, class fractions). No images are written anywhere else.
@@ -154,8 +154,10 @@ def build(paths: list[Path], out: Path, long_side: int) -> list[dict]:
     for n, item in enumerate(load(paths)):
         img, mask = read_pair(item, long_side)
         np.savez_compressed(out / f"{n:04d}.npz", image=img, mask=mask)
-        frac = {name: round(float((mask == v).mean()), 4)
-                for name, v in (("water", 1), ("land", 0), ("sky", 2), ("ignore", 255))}
+        frac = {
+            name: round(float((mask == v).mean()), 4)
+            for name, v in (("water", 1), ("land", 0), ("sky", 2), ("ignore", 255))
+        }
         row = asdict(item)
         row.pop("entry")
         row.update(file=f"{n:04d}.npz", stored_size=[img.shape[1], img.shape[0]], fractions=frac)
@@ -178,7 +180,10 @@ def write_pairs(root: Path, out: Path, groups: set[str] | None = None) -> int:
         z = np.load(root / r["file"])
         stem = Path(r["file"]).stem
         cv2.imwrite(str(out / "images" / f"{stem}.png"), z["image"])
-        cv2.imwrite(str(out / "masks" / f"{stem}.png"), np.where(z["mask"] == WATER, 255, 0).astype(np.uint8))
+        cv2.imwrite(
+            str(out / "masks" / f"{stem}.png"),
+            np.where(z["mask"] == WATER, 255, 0).astype(np.uint8),
+        )
         n += 1
     return n
 
@@ -189,7 +194,9 @@ def summary(rows: list[dict]) -> str:
 
     c = Counter((r["group"], r["station"], r["kind"]) for r in rows)
     lines = [f"{g:18s} {s:34s} {k:9s} {n:3d}" for (g, s, k), n in sorted(c.items())]
-    return "\n".join(lines + [f"total {len(rows)} images, {len({r['station'] for r in rows})} stations"])
+    return "\n".join(
+        lines + [f"total {len(rows)} images, {len({r['station'] for r in rows})} stations"]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--long-side", type=int, default=1024)
-    p.add_argument("--pairs", type=Path, default=None,
-                   help="also write images/ + masks/ PNG pairs here (for export verify)")
+    p.add_argument(
+        "--pairs",
+        type=Path,
+        default=None,
+        help="also write images/ + masks/ PNG pairs here (for export verify)",
+    )
     args = p.parse_args(argv)
     rows = build(args.labels, args.out, args.long_side)
     print(summary(rows))

@@ -2,12 +2,12 @@
 
 ::
 
-    python -m export.train_unet_real --real DIR [--synth DIR] --out unet.pt
+    python -m export.train.real_unet --real DIR [--synth DIR] --out unet.pt
         [--holdout-groups g1,g2] [--minutes M] [--init default|none|PT]
         [--width 8 --depth 4] [--size 256x320] [--crop 128x160] [--batch 8] [--synth-frac 0.375]
 
-``--real`` is a directory written by :mod:`export.real_labels` (npz pairs + ``table.json``);
-``--synth`` one written by :mod:`export.synth_timex` (``images/`` + ``masks/``).
+``--real`` is a directory written by :mod:`export.data.real_labels` (npz pairs + ``table.json``);
+``--synth`` one written by :mod:`export.data.synth_timex` (``images/`` + ``masks/``).
 ``--holdout-groups`` leaves whole station groups out of training (a validation fold).
 
 Real samples are drawn with weight 1/sqrt(images of their station) (a 16-frame time series
@@ -17,7 +17,7 @@ augmentation (brightness, contrast, gamma, colour cast, grey/desaturate, blur, n
 JPEG-like smoothing) and flips. Targets: water vs not-water; ignore pixels carry no loss.
 Loss: BCE + soft Dice over the valid pixels. Runs for a wall-clock budget (``--minutes``)
 with a cosine learning rate; writes the final weights in the checkpoint format
-``geoedge export onnx`` reads (same as :mod:`export.train_unet`).
+``geoedge export onnx`` reads (same as :mod:`export.train.unet`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from export.train_unet import SHIPPED, _size
+from export.train.unet import SHIPPED, _size
 
 
 def load_real(root: Path, holdout: set[str]) -> tuple[list, list[dict]]:
@@ -76,8 +76,12 @@ def photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 
 def sample(
-    rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, size: tuple[int, int],
-    crop: tuple[int, int], max_scale: float,
+    rng: np.random.Generator,
+    img: np.ndarray,
+    mask: np.ndarray,
+    size: tuple[int, int],
+    crop: tuple[int, int],
+    max_scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Squash to the model's aspect at a random scale, crop, flip, recolour."""
     h, w = size
@@ -123,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.nn import functional as F
 
-    from export.segmentation_data import NORMALISATION, to_input
-    from export.train_unet import _initial_state
-    from export.unet import build
+    from export.data.segmentation import NORMALISATION, to_input
+    from export.nets.unet import build
+    from export.train.unet import _initial_state
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -138,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         counts[r["station"]] = counts.get(r["station"], 0) + 1
     weights = np.array([1 / math.sqrt(counts[r["station"]]) for r in rows])
     weights /= weights.sum()
-    print(f"real {len(real)} images / {len(counts)} stations (held out: {sorted(holdout)}), "
-          f"synthetic {len(synth)}", flush=True)
+    print(
+        f"real {len(real)} images / {len(counts)} stations (held out: {sorted(holdout)}), "
+        f"synthetic {len(synth)}",
+        flush=True,
+    )
 
     net = build(width=args.width, depth=args.depth)
     state = _initial_state(args.init, args.width, args.depth)
@@ -204,17 +211,28 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "classes": ["water"],
         "channel_order": "RGB",
-        "normalisation": {"scale": norm.scale, "mean": norm.mean, "std": norm.std,
-                          "note": norm.note},
+        "normalisation": {
+            "scale": norm.scale,
+            "mean": norm.mean,
+            "std": norm.std,
+            "note": norm.note,
+        },
         "resize": {"mode": "resize", "tile": None, "overlap": 0},
         "training_data": desc,
-        "metrics": {"train_steps": step, "stations": counts,
-                    "init": str(SHIPPED) if args.init == "default" else args.init},
+        "metrics": {
+            "train_steps": step,
+            "stations": counts,
+            "init": str(SHIPPED) if args.init == "default" else args.init,
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
-        {"arch": "export.unet:build", "arch_kwargs": {"width": args.width, "depth": args.depth},
-         "state_dict": net.state_dict(), "manifest": manifest},
+        {
+            "arch": "export.nets.unet:build",
+            "arch_kwargs": {"width": args.width, "depth": args.depth},
+            "state_dict": net.state_dict(),
+            "manifest": manifest,
+        },
         args.out,
     )
     print(f"wrote {args.out} after {step} steps", flush=True)
