@@ -1,6 +1,7 @@
 """Real labelled GPR images -> detector windows with boxes (the real-data training pool).
 
-Sources (``/work/shared/data/gpr-labelled``, see its README; never copied into the repo):
+Sources (``gpr-labelled/`` of the data folder, :func:`export.data.paths.data_root`; see its
+README; never copied into the repo):
 
 - ``morocco``: Morocco GPR_Data, 224x224 grey exports. ``augmented_cavities`` -> class
   ``cavity``, ``augmented_utilities`` -> ``pipe`` (both YOLO id 0: the folder gives the
@@ -33,8 +34,9 @@ import cv2
 import numpy as np
 
 from edge.errors import InputError
+from export.data.paths import data_root
 
-ROOT = Path("/work/shared/data/gpr-labelled")
+ROOT = data_root() / "gpr-labelled"
 CLASSES = ("cavity", "pipe")
 CAVITY, PIPE = 0, 1
 #: Share of originals / groups held out.

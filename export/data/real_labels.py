@@ -195,7 +195,7 @@ def summary(rows: list[dict]) -> str:
     c = Counter((r["group"], r["station"], r["kind"]) for r in rows)
     lines = [f"{g:18s} {s:34s} {k:9s} {n:3d}" for (g, s, k), n in sorted(c.items())]
     return "\n".join(
-        lines + [f"total {len(rows)} images, {len({r['station'] for r in rows})} stations"]
+        [*lines, f"total {len(rows)} images, {len({r['station'] for r in rows})} stations"]
     )
 
 

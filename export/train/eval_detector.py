@@ -29,12 +29,13 @@ import numpy as np
 
 from edge.gpr.detector import Detection, decode, nms, normalise_window
 from export.convert.verify import detection_metrics, match_boxes
+from export.data.paths import data_root
 from export.data.real_bscan import EVAL_MODE, Record, eval_tiles
 
 RAW_FILES = {
-    "FILE____032": "/work/shared/data/gpr/gprpy/FILE____032.DZT",
-    "XLINE00": "/work/shared/data/gpr/gprpy/XLINE00.DT1",
-    "test_gssi": "/work/shared/data/gpr/impdar/test_gssi.DZT",
+    "FILE____032": str(data_root() / "gpr/gprpy/FILE____032.DZT"),
+    "XLINE00": str(data_root() / "gpr/gprpy/XLINE00.DT1"),
+    "test_gssi": str(data_root() / "gpr/impdar/test_gssi.DZT"),
 }
 CONFIG = Path(__file__).resolve().parents[2] / "firmware_config" / "gpr_unit.toml"
 

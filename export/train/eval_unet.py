@@ -7,8 +7,9 @@
         --method cv=A:fold_A.pt,B:fold_B.pt,... [--width 1280] [--json OUT] [--groups g1,g2]
 
 Methods:
-- ``NAME=PATH.onnx``: the edge inference path (:func:`edge.beach.waterline.segmentation.unet_probability`,
-  the manifest's resize/tile policy) on the full-resolution image;
+- ``NAME=PATH.onnx``: the edge inference path
+  (:func:`edge.beach.waterline.segmentation.unet_probability`, the manifest's resize/tile
+  policy) on the full-resolution image;
 - ``NAME=PATH.pt``: a training checkpoint, the same resize path in torch;
 - ``NAME=F1:CKPT1,F2:CKPT2,...``: cross-validation, each image segmented by the model of
   the fold (:data:`export.data.real_labels.FOLDS`) that held its station group out;
@@ -30,12 +31,42 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge.errors import InputError
 from export.data.real_labels import DATA_ROOT, FOLDS, load, rasterise
+
+#: A segmenter: BGR image -> water probability at the image's resolution.
+Probability = Callable[[np.ndarray], np.ndarray]
+#: An evaluated method: (full-resolution BGR, station group, ground mask) -> water
+#: probability, or None when the method does not cover the group.
+Method = Callable[[np.ndarray, str, np.ndarray], np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image's scores: method name -> {"iou", "bd" (px), "s" (seconds)}."""
+
+    key: str
+    station: str
+    group: str
+    kind: str
+    scores: dict[str, dict[str, float]]
+
+    def to_json(self) -> dict[str, object]:
+        """The ``--json`` row: the image's fields, then one entry per method."""
+        return {
+            "key": self.key,
+            "station": self.station,
+            "group": self.group,
+            "kind": self.kind,
+            **self.scores,
+        }
 
 
 def _boundary(water: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -104,17 +135,17 @@ class OnnxPath:
         return unet_probability(self.model, bgr)
 
 
-def _loader(spec: str):
+def _loader(spec: str) -> Probability:
     path = Path(spec)
     return OnnxPath(path) if path.suffix == ".onnx" else TorchModel(path)
 
 
-def make_method(spec: str):
+def make_method(spec: str) -> tuple[str, Method]:
     """-> (name, fn(bgr_full, group, ground_full) -> prob or None)."""
     if spec == "colour":
         from edge.beach.waterline.colour import colour_water_probability
 
-        def colour(bgr, group, ground):
+        def colour(bgr: np.ndarray, group: str, ground: np.ndarray) -> np.ndarray:
             if ground.sum() < 2:
                 return np.zeros(ground.shape, np.float32)
             prob = colour_water_probability(bgr, ground)
@@ -123,28 +154,40 @@ def make_method(spec: str):
         return "colour", colour
     name, _, rest = spec.partition("=")
     if ":" in rest and not Path(rest).exists():
-        models = {}
+        models: dict[str, Probability] = {}
         for part in rest.split(","):
             fold, _, ckpt = part.partition(":")
             models[fold] = _loader(ckpt)
         fold_of = {g: f for f, gs in FOLDS.items() for g in gs}
 
-        def cv(bgr, group, ground):
+        def cv(bgr: np.ndarray, group: str, ground: np.ndarray) -> np.ndarray | None:
             m = models.get(fold_of.get(group, ""))
             return None if m is None else m(bgr)
 
         return name, cv
     model = _loader(rest)
-    return name, lambda bgr, group, ground: model(bgr)
+
+    def single(bgr: np.ndarray, group: str, ground: np.ndarray) -> np.ndarray:
+        return model(bgr)
+
+    return name, single
 
 
-def evaluate(label_paths, methods, width, groups=None):
+def evaluate(
+    label_paths: list[Path],
+    methods: list[tuple[str, Method]],
+    width: int,
+    groups: set[str] | None = None,
+) -> list[ImageResult]:
     items = load(label_paths)
     if groups:
         items = [i for i in items if i.group in groups]
-    rows = []
+    rows: list[ImageResult] = []
     for item in items:
-        bgr = cv2.imread(str(DATA_ROOT / item.key), cv2.IMREAD_COLOR)
+        image_path = DATA_ROOT / item.key
+        bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise InputError(f"{image_path}: cannot read the image")
         mask = rasterise(item.entry)
         if mask.shape != bgr.shape[:2]:
             mask = cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_NEAREST)
@@ -153,61 +196,63 @@ def evaluate(label_paths, methods, width, groups=None):
         size = (width, max(1, round(bgr.shape[0] * s)))
         m_small = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
         truth, valid = m_small == 1, m_small != 255
-        row = {"key": item.key, "station": item.station, "group": item.group, "kind": item.kind}
+        scores: dict[str, dict[str, float]] = {}
         for name, fn in methods:
             t = time.time()
             prob = fn(bgr, item.group, ground)
             if prob is None:
                 continue
             pred = cv2.resize(prob.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
-            row[name] = {
+            scores[name] = {
                 "iou": round(iou(pred, truth, valid), 4),
                 "bd": round(boundary_distance(pred, truth, valid), 2),
                 "s": round(time.time() - t, 3),
             }
-        rows.append(row)
+        rows.append(ImageResult(item.key, item.station, item.group, item.kind, scores))
         print(
             item.station,
             Path(item.key).name[:40],
             " ".join(
-                f"{n}={row[n]['iou']:.3f}/{row[n]['bd']:.0f}px" for n, _ in methods if n in row
+                f"{n}={scores[n]['iou']:.3f}/{scores[n]['bd']:.0f}px"
+                for n, _ in methods
+                if n in scores
             ),
             flush=True,
         )
     return rows
 
 
-def table(rows, names) -> str:
+def table(rows: list[ImageResult], names: list[str]) -> str:
     stations = sorted(
-        {r["station"] for r in rows},
-        key=lambda s: (next(r["group"] for r in rows if r["station"] == s), s),
+        {r.station for r in rows},
+        key=lambda s: (next(r.group for r in rows if r.station == s), s),
     )
     head = "| station | group | n | " + " | ".join(f"{n} IoU | {n} bd px" for n in names) + " |"
     lines = [head, "|" + "---|" * (3 + 2 * len(names))]
-    per_station = {n: [] for n in names}
+    per_station: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     for s in stations:
-        rs = [r for r in rows if r["station"] == s]
-        cells = []
+        rs = [r for r in rows if r.station == s]
+        cells: list[str] = []
         for n in names:
-            v = [r[n] for r in rs if n in r]
+            v = [r.scores[n] for r in rs if n in r.scores]
             if not v:
                 cells += ["-", "-"]
                 continue
             mi, mb = float(np.mean([x["iou"] for x in v])), float(np.median([x["bd"] for x in v]))
             per_station[n].append((mi, mb))
             cells += [f"{mi:.3f}", f"{mb:.1f}"]
-        lines.append(f"| {s} | {rs[0]['group']} | {len(rs)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {s} | {rs[0].group} | {len(rs)} | " + " | ".join(cells) + " |")
     cells = []
     for n in names:
-        v = per_station[n]
+        station_means = per_station[n]
         cells += [
-            f"**{np.mean([a for a, _ in v]):.3f}**" if v else "-",
-            f"**{np.median([b for _, b in v]):.1f}**" if v else "-",
+            f"**{np.mean([a for a, _ in station_means]):.3f}**" if station_means else "-",
+            f"**{np.median([b for _, b in station_means]):.1f}**" if station_means else "-",
         ]
     lines.append(f"| mean over stations | | {len(stations)} | " + " | ".join(cells) + " |")
     cells = []
     for n in names:
-        v = [r[n] for r in rows if n in r]
+        v = [r.scores[n] for r in rows if n in r.scores]
         cells += [
             f"{np.mean([x['iou'] for x in v]):.3f}" if v else "-",
             f"{np.median([x['bd'] for x in v]):.1f}" if v else "-",
@@ -232,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"methods": args.method, "width": args.width, "rows": rows}, indent=1)
+            json.dumps(
+                {
+                    "methods": args.method,
+                    "width": args.width,
+                    "rows": [r.to_json() for r in rows],
+                },
+                indent=1,
+            )
         )
     return 0
 

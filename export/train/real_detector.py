@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from edge.gpr.detector import WINDOW, Detection, normalise_window
+from export.data.paths import data_root
 from export.data.real_bscan import CLASSES, Record, load_all, sample_window
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ log = logging.getLogger("train_real")
 MIX = {"morocco": 0.40, "sns": 0.20, "concretenet": 0.10, "synthetic": 0.20, "raw_negative": 0.10}
 MODE = "robust"
 RAW_NEGATIVES = {  # file -> trace range free of labelled / visible targets
-    "/work/shared/data/gpr/gprpy/XLINE00.DT1": (0, 300),
-    "/work/shared/data/gpr/impdar/test_gssi.DZT": (0, None),
+    str(data_root() / "gpr/gprpy/XLINE00.DT1"): (0, 300),
+    str(data_root() / "gpr/impdar/test_gssi.DZT"): (0, None),
 }
 CONFIG = Path(__file__).resolve().parents[2] / "firmware_config" / "gpr_unit.toml"
 
@@ -167,7 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--init", default="default", help="'default' (shipped), 'none' or a .pt")
-    p.add_argument("--synthetic", type=Path, default=Path("/work/gprwork/synth"))
+    p.add_argument(
+        "--synthetic",
+        type=Path,
+        required=True,
+        help="a synthetic window set (python -m export.data.detection --out DIR --count N)",
+    )
     p.add_argument("--minutes", type=float, default=55.0)
     p.add_argument("--eval-min", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=32)

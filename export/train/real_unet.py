@@ -30,24 +30,28 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from export.train.unet import SHIPPED, _size
 
+#: (BGR uint8 image, class mask uint8: 0 land, 1 water, 2 sky, 255 ignore).
+Pair = tuple[np.ndarray, np.ndarray]
 
-def load_real(root: Path, holdout: set[str]) -> tuple[list, list[dict]]:
+
+def load_real(root: Path, holdout: set[str]) -> tuple[list[Pair], list[dict]]:
     rows = json.loads((root / "table.json").read_text())
     rows = [r for r in rows if r["group"] not in holdout]
-    data = []
+    data: list[Pair] = []
     for r in rows:
         z = np.load(root / r["file"])
         data.append((z["image"], z["mask"]))
     return data, rows
 
 
-def load_synth(root: Path | None) -> list:
+def load_synth(root: Path | None) -> list[Pair]:
     if root is None:
         return []
-    out = []
+    out: list[Pair] = []
     for p in sorted((root / "images").glob("*.png")):
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         m = cv2.imread(str(root / "masks" / p.name), cv2.IMREAD_GRAYSCALE)
@@ -57,10 +61,11 @@ def load_synth(root: Path | None) -> list:
 
 
 def photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-    x = img.astype(np.float32)
+    # float32 at first; the per-channel colour cast (a float64 draw) promotes it to float64
+    x: npt.NDArray[np.floating] = img.astype(np.float32)
     if rng.random() < 0.2:  # grey (thermal-like, night, B/W cameras)
-        g = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)
-        x = np.repeat(g[..., None], 3, axis=2).astype(np.float32)
+        grey = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)
+        x = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
     elif rng.random() < 0.3:  # desaturate / oversaturate
         g = x.mean(axis=2, keepdims=True)
         x = g + (x - g) * rng.uniform(0.2, 1.5)
@@ -69,7 +74,8 @@ def photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     x = (x - mean) * rng.uniform(0.55, 1.5) + mean * rng.uniform(0.6, 1.4)
     x = 255.0 * (np.clip(x, 0, 255) / 255.0) ** rng.uniform(0.6, 1.6)
     if rng.random() < 0.3:
-        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.4, 1.6))
+        # same dtype as its input (the stub says integer | floating); copy=False: no copy
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.4, 1.6)).astype(x.dtype, copy=False)
     if rng.random() < 0.5:
         x = x + rng.normal(0, rng.uniform(1, 10), x.shape).astype(np.float32)
     return np.clip(x, 0, 255).astype(np.uint8)
@@ -87,8 +93,8 @@ def sample(
     h, w = size
     for _ in range(5):
         s = rng.uniform(1.0, max_scale)
-        sh = int(round(h * s * rng.uniform(0.9, 1.1)))
-        sw = int(round(w * s * rng.uniform(0.9, 1.1)))
+        sh = round(h * s * rng.uniform(0.9, 1.1))
+        sw = round(w * s * rng.uniform(0.9, 1.1))
         sh, sw = max(sh, crop[0]), max(sw, crop[1])
         inter = cv2.INTER_AREA if sw < img.shape[1] else cv2.INTER_LINEAR
         im = cv2.resize(img, (sw, sh), interpolation=inter)
@@ -154,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         net.load_state_dict(state)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60.0
-    n_synth = int(round(args.batch * args.synth_frac)) if synth else 0
+    n_synth = round(args.batch * args.synth_frac) if synth else 0
     t0 = time.time()
-    step, ema = 0, None
+    step = 0
+    ema: float | None = None
     net.train()
     while True:
         frac = (time.time() - t0) / budget
