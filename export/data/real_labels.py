@@ -35,7 +35,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DATA_ROOT = Path("/work/shared/data")
+from export.data.paths import data_root
+
+#: Where the labelled images are (the keys of the label files are paths under it).
+DATA_ROOT = data_root()
 IGNORE = 255
 WATER, LAND, SKY = 1, 0, 2
 

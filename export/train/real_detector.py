@@ -15,7 +15,7 @@ mode the manifest names for the device. Losses and targets are the ones of
 held-out sets are scored (logged, never used to pick weights: the last checkpoint is the
 result) and the checkpoint written.
 
-    PYTHONPATH=. python3 -m export.train.real_detector --out /work/gprwork/real.pt --minutes 55
+    PYTHONPATH=. python3 -m export.train.real_detector --out real.pt --synthetic DIR --minutes 55
 """
 
 from __future__ import annotations
