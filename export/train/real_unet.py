@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from export.train.unet import SHIPPED, _size
+from export.train.unet import SHIPPED, _size, save_checkpoint, unet_manifest
 
 #: (BGR uint8 image, class mask uint8: 0 land, 1 water, 2 sky, 255 ignore).
 Pair = tuple[np.ndarray, np.ndarray]
@@ -206,42 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{sorted(holdout) or 'none'}); synthetic: {len(synth)} ({args.synth}); "
         f"{step} steps x batch {args.batch} ({n_synth} synthetic), crops {args.crop}"
     )
-    h, w = args.size
-    norm = NORMALISATION
-    manifest = {
-        "name": "unet",
-        "task": "segmentation",
-        "input_name": "image",
-        "input_shape": [None, 3, h, w],
-        "outputs": [
-            {"name": "water_logits", "meaning": "N x 1 x H x W water logits; water where > 0"}
-        ],
-        "classes": ["water"],
-        "channel_order": "RGB",
-        "normalisation": {
-            "scale": norm.scale,
-            "mean": norm.mean,
-            "std": norm.std,
-            "note": norm.note,
-        },
-        "resize": {"mode": "resize", "tile": None, "overlap": 0},
-        "training_data": desc,
-        "metrics": {
-            "train_steps": step,
-            "stations": counts,
-            "init": str(SHIPPED) if args.init == "default" else args.init,
-        },
+    metrics = {
+        "train_steps": step,
+        "stations": counts,
+        "init": str(SHIPPED) if args.init == "default" else args.init,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "arch": "export.nets.unet:build",
-            "arch_kwargs": {"width": args.width, "depth": args.depth},
-            "state_dict": net.state_dict(),
-            "manifest": manifest,
-        },
-        args.out,
-    )
+    manifest = unet_manifest(args.size, desc, metrics, NORMALISATION)
+    save_checkpoint(net, args.out, args.width, args.depth, manifest)
     print(f"wrote {args.out} after {step} steps", flush=True)
     return 0
 

@@ -174,11 +174,18 @@ def evaluate(net: nn.Module, samples: list[tuple[np.ndarray, np.ndarray]]) -> fl
 def _save(
     net: nn.Module, args: argparse.Namespace, best: dict[str, Any], norm: Normalisation
 ) -> None:
-    import torch
-
-    h, w = args.size
     description = args.description or f"{args.images} ({time.strftime('%Y-%m-%d')})"
-    manifest = {
+    metrics = {"heldout_iou": round(best["val_iou"], 4), "heldout_count": best["val_count"]}
+    manifest = unet_manifest(args.size, description, metrics, norm)
+    save_checkpoint(net, args.out, args.width, args.depth, manifest)
+
+
+def unet_manifest(
+    size: tuple[int, int], description: str, metrics: dict[str, Any], norm: Normalisation
+) -> dict[str, Any]:
+    """The manifest of a U-Net checkpoint (what ``geoedge export onnx`` writes beside it)."""
+    h, w = size
+    return {
         "name": "unet",
         "task": "segmentation",
         "input_name": "image",
@@ -196,15 +203,24 @@ def _save(
         },
         "resize": {"mode": "resize", "tile": None, "overlap": 0},
         "training_data": description,
-        "metrics": {"heldout_iou": round(best["val_iou"], 4), "heldout_count": best["val_count"]},
+        "metrics": metrics,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def save_checkpoint(
+    net: nn.Module, path: Path, width: int, depth: int, manifest: dict[str, Any]
+) -> None:
+    """A checkpoint in the format ``geoedge export onnx`` reads (arch, kwargs, weights,
+    manifest)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
             "arch": "export.nets.unet:build",
-            "arch_kwargs": {"width": args.width, "depth": args.depth},
+            "arch_kwargs": {"width": width, "depth": depth},
             "state_dict": net.state_dict(),
             "manifest": manifest,
         },
-        args.out,
+        path,
     )
