@@ -11,12 +11,12 @@ import argparse
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from edge.beach.geometry.calibration import load_camera
 from edge.beach.geometry.grid import Grid
 from edge.beach.geometry.rectify import rectify, to_uint8
 from edge.commands.arguments import camera_path
+from edge.commands.images import read_colour_image
 from edge.config import load_config
 from edge.errors import ConfigError, InputError
 
@@ -37,18 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_handle)
 
 
-def read_image(name: str, path: Path) -> np.ndarray:
-    """A colour image (BGR) or one clear line (decoded from bytes: no OpenCV warnings)."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(f"{name}={path}: cannot read image ({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise InputError(f"{name}={path}: cannot read image (not a decodable image file)")
-    return image
-
-
 def _handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if config.grid is None:
@@ -56,7 +44,7 @@ def _handle(args: argparse.Namespace) -> int:
     pairs = []
     for name, path in args.image:
         camera = load_camera(config.camera(name))
-        pairs.append((camera, read_image(name, path)))
+        pairs.append((camera, read_colour_image(f"{name}={path}", path)))
     view = rectify(pairs, Grid.from_section(config.grid), args.z)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.out), to_uint8(view)):

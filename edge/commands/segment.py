@@ -21,6 +21,7 @@ import numpy as np
 
 from edge.beach.waterline.colour import colour_water_probability
 from edge.beach.waterline.segmentation import WaterSegmenter
+from edge.commands.images import read_colour_image
 from edge.config.beach import SegmentationSection
 from edge.errors import GeoEdgeError, InputError
 
@@ -76,7 +77,7 @@ def _handle(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.images:
         try:
-            bgr = _read(path)
+            bgr = read_colour_image(str(path), path)
             seg = segmenter(bgr)
             mask = seg.mask
             line = f"{path.name}: {seg.method}, water {mask.mean():.1%}"
@@ -93,14 +94,3 @@ def _handle(args: argparse.Namespace) -> int:
             failed += 1
             print(f"geoedge segment: error: {exc}", file=sys.stderr)
     return 2 if failed else 0
-
-
-def _read(path: Path) -> np.ndarray:
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read image ({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise InputError(f"{path}: cannot read image (not a decodable image file)")
-    return image
