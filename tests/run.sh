@@ -27,12 +27,19 @@ python3 -m pytest "$@"
 # PyTorch (training side only: tests/export and the tests that export networks are left out).
 # GEOEDGE_SKIP_PY310=1 leaves this pass out on a developer's machine (CI runs it).
 if [ "${GEOEDGE_SKIP_PY310:-0}" != "1" ]; then
-    py310="$(command -v python3.10 || true)"
-    if [ -z "$py310" ] && command -v pyenv >/dev/null 2>&1; then
-        pyenv install -s 3.10 >/dev/null
-        py310="$(pyenv root)/versions/$(pyenv latest 3.10)/bin/python3.10"
+    py310=""
+    if command -v pyenv >/dev/null 2>&1; then
+        v310="$(pyenv latest 3.10 2>/dev/null || true)"
+        if [ -z "$v310" ]; then
+            v310="$(pyenv latest -k 3.10)"
+            pyenv install -s "$v310"
+        fi
+        py310="$(pyenv root)/versions/$v310/bin/python3.10"
     fi
-    if [ -z "$py310" ] || [ ! -x "$py310" ]; then
+    if [ -z "$py310" ] || ! "$py310" -c "" 2>/dev/null; then
+        py310="$(command -v python3.10 || true)"
+    fi
+    if [ -z "$py310" ] || ! "$py310" -c "" 2>/dev/null; then
         echo "tests/run.sh: Python 3.10 not found (install it, e.g. with pyenv: pyenv install 3.10)" >&2
         exit 1
     fi
