@@ -245,6 +245,9 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    #: The broker re-sent it to this subscriber (DUP flag): the broker -> subscriber leg of
+    #: QoS 1 across a broker restart, not a second publication by the station.
+    dup: bool = False
 
     def json(self) -> Any:
         return json.loads(self.payload)
@@ -282,7 +285,9 @@ class MessageCollector:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self.messages.append(Received(message.topic, message.payload, bool(message.retain)))
+            self.messages.append(
+                Received(message.topic, message.payload, bool(message.retain), bool(message.dup))
+            )
             self._cond.notify_all()
 
     def wait_for(

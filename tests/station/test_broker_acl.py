@@ -115,8 +115,15 @@ def test_the_shipped_broker_config_bounds_the_message_size(tmp_path, mqtt_subscr
     try:
         sub = mqtt_subscriber(broker, "geoedge/#")
         host, port = broker.host, broker.port
-        with contextlib.suppress(OSError, ValueError):
-            mqtt_publish.single("geoedge/s/big", b"x" * (2 << 20), qos=0, hostname=host, port=port)
+        big = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="big")
+        big.connect(host, port)
+        big.loop_start()
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            big.publish("geoedge/s/big", b"x" * (2 << 20), qos=0)
+        time.sleep(1.0)  # the broker closes the connection on the oversized packet
+        big.loop_stop()
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            big.disconnect()
         mqtt_publish.single("geoedge/s/small", b"y" * 5000, qos=1, hostname=host, port=port)
         arrived = sub.wait_count(1, 10)
         time.sleep(0.5)

@@ -94,7 +94,10 @@ def test_a_broker_outage_loses_and_duplicates_nothing(restartable_broker, mqtt_s
     sub.wait_count(100, 30)
     assert publisher.flush(10)
     time.sleep(0.3)  # a duplicate would arrive right behind
-    assert _seq(sub.messages) == list(range(100))
+    # A message the broker had forwarded but whose acknowledgement by the subscriber was not
+    # yet stored when it stopped is re-sent to the subscriber with the DUP flag: that is the
+    # broker -> subscriber leg of QoS 1. The station itself published each message once.
+    assert _seq(m for m in sub.messages if not m.dup) == list(range(100))
     publisher.stop()
 
 
