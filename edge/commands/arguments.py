@@ -1,4 +1,4 @@
-"""Argument types shared by several sub-commands (argparse ``type=`` callables)."""
+"""Arguments shared by several sub-commands: argparse ``type=`` callables and groups."""
 
 from __future__ import annotations
 
@@ -27,3 +27,17 @@ def camera_path(text: str) -> tuple[str, Path]:
     if not sep or not cam or not path:
         raise argparse.ArgumentTypeError(f"expected CAM=PATH, got {text!r}")
     return cam, Path(path)
+
+
+def config_or_state(parser: argparse.ArgumentParser, state_holds: str) -> None:
+    """``--config FILE`` or ``--state DIR`` (exactly one): a station's TOML, or the folder
+    where a daemon keeps its state (``geoedge demo``'s ``geoedge-demo/beach``, say), which
+    holds ``state_holds``."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="station TOML file")
+    where.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help=f"folder with {state_holds} instead of a config (e.g. geoedge-demo/beach)",
+    )

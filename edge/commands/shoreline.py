@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import linregress
 
 from edge.beach.shoreline.store import ShorelineStore
-from edge.commands.arguments import utc_time
+from edge.commands.arguments import config_or_state, utc_time
 from edge.config import load_config
 from edge.errors import InputError
 from edge.station.messages import utc_iso
@@ -27,14 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("shoreline", help="shoreline time series")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     trend = sub.add_parser("trend", help="per-transect advance/retreat rates (m/yr)")
-    where = trend.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, help="station TOML")
-    where.add_argument(
-        "--state",
-        type=Path,
-        metavar="DIR",
-        help="folder with shoreline.sqlite instead of a config (e.g. geoedge-demo/beach)",
-    )
+    config_or_state(trend, "shoreline.sqlite")
     trend.add_argument("--since", type=utc_time, help="UTC ISO start of the period")
     trend.add_argument("--until", type=utc_time, help="UTC ISO end of the period")
     trend.add_argument("--json", action="store_true", help="print JSON instead of a table")

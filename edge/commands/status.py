@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge.commands.arguments import config_or_state
 from edge.errors import InputError
 
 EXIT_RUNNING, EXIT_STALLED, EXIT_NOT_RUNNING = 0, 1, 3
@@ -29,14 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status", help="the station's health (what the stats message says), read locally"
     )
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, help="station TOML file")
-    where.add_argument(
-        "--state",
-        type=Path,
-        metavar="DIR",
-        help="folder with the outbox and status.json (e.g. geoedge-demo/beach)",
-    )
+    config_or_state(parser, "the outbox and status.json")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(handler=_handle)
 
