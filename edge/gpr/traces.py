@@ -160,29 +160,29 @@ def read_key_values(path: Path, separator: str, kind: str) -> dict[str, str]:
     return out
 
 
-def header_number(
-    values: dict[str, str],
-    key: str,
-    path: Path,
-    *,
-    default: float | None = None,
-    positive: bool = False,
-) -> float | None:
-    """The number a text header gives for ``key`` (its first word), ``default`` when the key
-    is absent or empty. InputError naming the file and the key for a value that is no finite
-    number (``nan``, ``abc``), or not > 0 with ``positive``."""
+def header_number(values: dict[str, str], key: str, path: Path) -> float | None:
+    """The number a text header gives for ``key`` (its first word), None when the key is absent
+    or empty; InputError naming the file and the key for a value that is no finite number
+    (``nan``, ``abc``)."""
     text = values.get(key, "").split()
     if not text:
-        if default is None and positive:
-            raise InputError(f"{path}: header key '{key}' missing (expected a number > 0)")
-        return default
+        return None
     try:
         value = float(text[0])
     except ValueError:
         value = float("nan")
-    if not np.isfinite(value) or (positive and value <= 0):
-        want = "a number > 0" if positive else "a number"
-        raise InputError(f"{path}: header key '{key}' = {text[0]!r} (expected {want})")
+    if not np.isfinite(value):
+        raise InputError(f"{path}: header key '{key}' = {text[0]!r} (expected a number)")
+    return value
+
+
+def required_positive(values: dict[str, str], key: str, path: Path) -> float:
+    """:func:`header_number` for a key the format needs, > 0 (InputError naming the file and
+    the key when it is absent, no number or not > 0)."""
+    value = header_number(values, key, path)
+    if value is None or value <= 0:
+        shown = "missing" if value is None else f"= {values[key].split()[0]!r}"
+        raise InputError(f"{path}: header key '{key}' {shown} (expected a number > 0)")
     return value
 
 

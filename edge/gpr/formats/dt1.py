@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import InputError
-from edge.gpr.traces import TraceBlock, header_number, read_key_values, sibling_file
+from edge.gpr.traces import (
+    TraceBlock,
+    header_number,
+    read_key_values,
+    required_positive,
+    sibling_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +64,6 @@ def read_hd(path: Path) -> dict[str, str]:
     return read_key_values(path, "=", "HD")
 
 
-def _number(hd: dict[str, str], key: str, path: Path) -> float:
-    """A required HD number > 0 (one-line InputError naming the file and key otherwise)."""
-    value = header_number(hd, key, path, positive=True)
-    assert value is not None  # positive without a default: absent raises
-    return value
-
-
 def read_dt1(path: str | Path) -> TraceBlock:
     """A DT1 + HD pair as one single-channel :class:`TraceBlock`."""
     path = Path(path)
@@ -72,8 +71,8 @@ def read_dt1(path: str | Path) -> TraceBlock:
     if hd_path is None:
         raise InputError(f"{path}: no HD header next to it (expected {path.with_suffix('.HD')})")
     hd = read_hd(hd_path)
-    n_points = int(_number(hd, "NUMBER OF PTS/TRC", hd_path))
-    window_ns = _number(hd, "TOTAL TIME WINDOW", hd_path)
+    n_points = int(required_positive(hd, "NUMBER OF PTS/TRC", hd_path))
+    window_ns = required_positive(hd, "TOTAL TIME WINDOW", hd_path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -88,7 +87,9 @@ def read_dt1(path: str | Path) -> TraceBlock:
         )
     record = TRACE_HEADER_BYTES + n_points * bytes_per_point
     n = len(data) // record
-    declared = int(_number(hd, "NUMBER OF TRACES", hd_path)) if "NUMBER OF TRACES" in hd else n
+    declared = (
+        int(required_positive(hd, "NUMBER OF TRACES", hd_path)) if "NUMBER OF TRACES" in hd else n
+    )
     if n == 0:
         raise InputError(f"{path}: no complete trace of {record} bytes")
     if len(data) % record or n < declared:
@@ -111,7 +112,8 @@ def read_dt1(path: str | Path) -> TraceBlock:
     positions = headers[:, 1].astype(float) * to_m
     step_hd = header_number(hd, "STEP SIZE USED", hd_path)
     step = None if step_hd is None else step_hd * to_m
-    t0 = (header_number(hd, "TIMEZERO AT POINT", hd_path, default=1.0) or 1.0) - 1.0
+    t0_point = header_number(hd, "TIMEZERO AT POINT", hd_path)  # 1-based
+    t0 = 0.0 if t0_point is None else t0_point - 1.0
     freq = header_number(hd, "NOMINAL FREQUENCY", hd_path)
     header: dict[str, str | float] = {k.lower(): v for k, v in hd.items()}
     header.update({"bytes_per_point": bytes_per_point, "position_unit_to_m": to_m})

@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import InputError
-from edge.gpr.traces import GpsFix, TraceBlock, header_number, read_key_values, sibling_file
+from edge.gpr.traces import (
+    GpsFix,
+    TraceBlock,
+    header_number,
+    read_key_values,
+    required_positive,
+    sibling_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +80,8 @@ def read_rd3(path: str | Path) -> TraceBlock:
     if rad_path is None:
         raise InputError(f"{path}: no RAD header next to it (expected {path.with_suffix('.rad')})")
     rad = read_rad(rad_path)
-    samples_value = header_number(rad, "SAMPLES", rad_path, positive=True)
-    window_value = header_number(rad, "TIMEWINDOW", rad_path, positive=True)
-    assert samples_value is not None and window_value is not None  # positive: absent raises
-    n_samples, window_ns = int(samples_value), window_value
+    n_samples = int(required_positive(rad, "SAMPLES", rad_path))
+    window_ns = required_positive(rad, "TIMEWINDOW", rad_path)
     word, bits = ("<i4", 32) if path.suffix.lower() == ".rd7" else ("<i2", 16)
     try:
         data = path.read_bytes()
@@ -94,8 +99,8 @@ def read_rd3(path: str | Path) -> TraceBlock:
             len(data) % record,
         )
     samples = np.frombuffer(data, dtype=word, count=n * n_samples).reshape(n, n_samples)
-    step = header_number(rad, "DISTANCE INTERVAL", rad_path, default=0.0) or 0.0
-    freq = header_number(rad, "FREQUENCY", rad_path, default=0.0) or 0.0
+    step = header_number(rad, "DISTANCE INTERVAL", rad_path) or 0.0
+    freq = header_number(rad, "FREQUENCY", rad_path) or 0.0
     cor = sibling_file(path, ".cor")
     header: dict[str, str | float | None] = {k.lower(): v for k, v in rad.items()}
     header["sampling_dt_ns"] = 1000.0 / freq if freq > 0 else None
