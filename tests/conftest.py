@@ -41,20 +41,34 @@ Subscriber fixture:
     holds (return the messages, or fail the test naming what is missing);
     ``.payloads(topic_filter)`` decodes the JSON payloads. All clients disconnect at
     teardown.
+
+Other real servers:
+
+``postgres_server`` (session)
+    a real PostgreSQL cluster (``tests/helpers/postgres.py``) on a free loopback port in a
+    temp dir; ``postgres_server.create_database()`` -> ``postgresql://`` URL of a fresh
+    database. Tests using it get the ``postgres`` marker.
+``browser_page`` (function)
+    a page of a real headless Chromium driven by Playwright (``tests/helpers/browser.py``);
+    ``page.console_errors`` lists the page's console errors. Tests get the ``browser`` marker.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers.broker import Broker, MessageCollector, make_certificates
+from tests.helpers.browser import chromium_page
 from tests.helpers.data import missing_shared
+from tests.helpers.postgres import PostgresServer
 
 #: Fixtures that start or talk to a real Mosquitto: their tests get the ``broker`` marker.
 BROKER_FIXTURES = frozenset(
@@ -73,6 +87,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.broker)
         if TORCH_FIXTURES & fixtures or "tests/export/" in item.nodeid:
             item.add_marker(pytest.mark.torch)
+        if "postgres_server" in fixtures:
+            item.add_marker(pytest.mark.postgres)
+        if "browser_page" in fixtures:
+            item.add_marker(pytest.mark.browser)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -147,3 +165,23 @@ def mqtt_subscriber() -> Iterator[Callable[..., MessageCollector]]:
     yield make
     for collector in collectors:
         collector.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    # not under pytest's tmp dir: that is private to this user, and as root the server runs as
+    # the postgres user, which must reach its data directory
+    workdir = Path(tempfile.mkdtemp(prefix="geoedge-postgres-"))
+    server = PostgresServer(workdir=workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    with chromium_page() as page:
+        yield page

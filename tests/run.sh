@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README quick start, and what .ci/run calls).
-# Installs what the tests need on a fresh machine -- Mosquitto when it is missing,
+# Installs what the tests need on a fresh machine -- Mosquitto, PostgreSQL and Chromium when missing,
 # PyTorch (CPU wheel), the package with its test extras -- then runs ruff, mypy (every
 # function typed, see [tool.mypy] in pyproject.toml) and the whole suite.
 # Extra arguments go to pytest (e.g. -m "not broker and not real_data and not slow").
@@ -9,11 +9,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+# System packages the tests talk to: Mosquitto (brokers), PostgreSQL (the hub's store),
+# Chromium (browser tests). Installed only when missing.
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto mosquitto-clients)
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+    || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq mosquitto mosquitto-clients
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
 
 python3 -m pip install -q torch==2.13.0
