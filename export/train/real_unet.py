@@ -8,7 +8,8 @@
 
 ``--real`` is a directory written by :mod:`export.data.real_labels` (npz pairs + ``table.json``);
 ``--synth`` one written by :mod:`export.data.synth_timex` (``images/`` + ``masks/``).
-``--holdout-groups`` leaves whole station groups out of training (a validation fold).
+``--holdout-groups`` leaves whole station groups out of training (a validation fold);
+``--holdout-stations`` single stations (e.g. one kept back for the per-site fine-tuning test).
 
 Real samples are drawn with weight 1/sqrt(images of their station) (a 16-frame time series
 does not drown single-image stations), squashed to the model's aspect like the ``resize``
@@ -38,9 +39,12 @@ from export.train.unet import SHIPPED, _size, save_checkpoint, unet_manifest
 Pair = tuple[np.ndarray, np.ndarray]
 
 
-def load_real(root: Path, holdout: set[str]) -> tuple[list[Pair], list[dict]]:
+def load_real(
+    root: Path, holdout: set[str], holdout_stations: frozenset[str] = frozenset()
+) -> tuple[list[Pair], list[dict]]:
+    """The labelled pairs and their table rows, without the held-out groups and stations."""
     rows = json.loads((root / "table.json").read_text())
-    rows = [r for r in rows if r["group"] not in holdout]
+    rows = [r for r in rows if r["group"] not in holdout and r["station"] not in holdout_stations]
     data: list[Pair] = []
     for r in rows:
         z = np.load(root / r["file"])
@@ -115,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synth", type=Path, default=None)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--holdout-groups", default="")
+    p.add_argument("--holdout-stations", default="", help="stations left out (comma-separated)")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--init", default="default")
     p.add_argument("--width", type=int, default=8)
@@ -141,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     holdout = {g for g in args.holdout_groups.split(",") if g}
-    real, rows = load_real(args.real, holdout)
+    held_stations = frozenset(s for s in args.holdout_stations.split(",") if s)
+    real, rows = load_real(args.real, holdout, held_stations)
     synth = load_synth(args.synth)
     counts: dict[str, int] = {}
     for r in rows:
@@ -149,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     weights = np.array([1 / math.sqrt(counts[r["station"]]) for r in rows])
     weights /= weights.sum()
     print(
-        f"real {len(real)} images / {len(counts)} stations (held out: {sorted(holdout)}), "
+        f"real {len(real)} images / {len(counts)} stations (held out: "
+        f"{sorted(holdout | held_stations)}), "
         f"synthetic {len(synth)}",
         flush=True,
     )
