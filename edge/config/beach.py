@@ -48,6 +48,8 @@ class SegmentationSection(Section):
     line. ``method``
     ``"unet"`` uses the model and reports the colour method as a cross-check;
     ``"colour"`` uses Colour Channel Divergence (red minus blue, Otsu threshold).
+    ``refine`` ``"guided"`` snaps the U-Net's boundary to the image's own edges at full
+    resolution (:mod:`edge.beach.waterline.refine`); ``"none"`` keeps the resized map.
     """
 
     model: ModelSpec = "default"
@@ -62,6 +64,7 @@ class SegmentationSection(Section):
     precision: Literal["auto", "fp32", "int8", "fp16"] = "auto"
     threads: int = Field(default=2, ge=1, le=64)
     water_threshold: float = Field(default=0.5, gt=0, lt=1)
+    refine: Literal["guided", "none"] = "guided"
 
 
 class WaterlineSection(Section):

@@ -41,6 +41,8 @@ import numpy as np
 from edge.errors import InputError
 from export.data.real_labels import DATA_ROOT, FOLDS, load, rasterise
 
+#: The model input width the guided refinement's radius is scaled to (the shipped U-Net's).
+REFINE_MODEL_WIDTH = 320
 #: A segmenter: BGR image -> water probability at the image's resolution.
 Probability = Callable[[np.ndarray], np.ndarray]
 #: An evaluated method: (full-resolution BGR, station group, ground mask) -> water
@@ -141,7 +143,26 @@ def _loader(spec: str) -> Probability:
 
 
 def make_method(spec: str) -> tuple[str, Method]:
-    """-> (name, fn(bgr_full, group, ground_full) -> prob or None)."""
+    """-> (name, fn(bgr_full, group, ground_full) -> prob or None).
+
+    ``SPEC+guided[@EPS]`` refines the probability of SPEC with the edge path's full-resolution
+    guided filter (:func:`edge.beach.waterline.refine.guided_refine`, radius for a model
+    ``REFINE_MODEL_WIDTH`` px wide)."""
+    base, sep, tail = spec.partition("+guided")
+    if sep:
+        from edge.beach.waterline.refine import EPS, guided_refine, model_radius
+
+        eps = float(tail[1:]) if tail.startswith("@") else EPS
+        name, method = make_method(base)
+
+        def refined(bgr: np.ndarray, group: str, ground: np.ndarray) -> np.ndarray | None:
+            prob = method(bgr, group, ground)
+            if prob is None:
+                return None
+            radius = model_radius(bgr.shape[1], REFINE_MODEL_WIDTH)
+            return guided_refine(bgr, prob, radius, eps)
+
+        return f"{name}+guided{tail}", refined
     if spec == "colour":
         from edge.beach.waterline.colour import colour_water_probability
 

@@ -1,7 +1,8 @@
 """Sea/land segmentation of TimeX images: the U-Net on ONNX Runtime, or the colour method.
 
 :class:`WaterSegmenter` returns a water probability map and a binary mask at the
-image's own resolution. The U-Net's input size, channel order, normalisation and
+image's own resolution (the U-Net's map refined to the image's edges when
+``[segmentation] refine`` says so). The U-Net's input size, channel order, normalisation and
 resize policy come from its manifest (``resize``: the whole image is resized to the
 model input and the probabilities resized back; ``tile``: overlapping tiles of the
 model size at full resolution, averaged where they overlap). The colour method
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge.beach.waterline.colour import colour_water_probability
+from edge.beach.waterline.refine import guided_refine, model_radius
 from edge.config.beach import SegmentationSection
 from edge.models.runtime import OnnxModel, resolve_model
 
@@ -62,8 +64,21 @@ class WaterSegmenter:
             method = "colour"
         else:
             prob = unet_probability(self.model, bgr)
+            if self._refines(bgr):
+                radius = model_radius(bgr.shape[1], self.model.input_size[1])
+                prob = guided_refine(bgr, prob, radius)
             method = "unet"
         return Segmentation(prob, prob >= self.section.water_threshold, method, self.model_name)
+
+
+    def _refines(self, bgr: np.ndarray) -> bool:
+        """Refinement is asked for and has something to do: the model saw the image resized
+        down (a tiled model already works at the image's resolution)."""
+        if self.model is None or self.section.refine != "guided":
+            return False
+        mh, mw = self.model.input_size
+        upsampled = bgr.shape[0] > mh or bgr.shape[1] > mw
+        return upsampled and self.model.manifest.resize.mode == "resize"
 
 
 def _prepare(model: OnnxModel, bgr: np.ndarray) -> np.ndarray:
