@@ -12,7 +12,9 @@ Methods:
   policy) on the full-resolution image;
 - ``NAME=PATH.pt``: a training checkpoint, the same resize path in torch;
 - ``NAME=F1:CKPT1,F2:CKPT2,...``: cross-validation, each image segmented by the model of
-  the fold (:data:`export.data.real_labels.FOLDS`) that held its station group out;
+  the fold that held its station group out; a fold is a name of
+  :data:`export.data.real_labels.FOLDS` or its groups joined by ``+``
+  (``apulia+ulises+webcoos:fold.pt``);
 - ``colour``: :func:`edge.beach.waterline.colour.colour_water_probability` with the ground
   (labelled land + water, i.e. not sky and not ignore) as its statistics mask, as the
   runtime passes its geometric ground mask; labelled sky counts as not-water for it
@@ -176,10 +178,14 @@ def make_method(spec: str) -> tuple[str, Method]:
     name, _, rest = spec.partition("=")
     if ":" in rest and not Path(rest).exists():
         models: dict[str, Probability] = {}
+        fold_of: dict[str, str] = {}
         for part in rest.split(","):
             fold, _, ckpt = part.partition(":")
             models[fold] = _loader(ckpt)
-        fold_of = {g: f for f, gs in FOLDS.items() for g in gs}
+            for group in FOLDS.get(fold, tuple(fold.split("+"))):
+                if group in fold_of:
+                    raise InputError(f"--method {spec}: group {group} is in two folds")
+                fold_of[group] = fold
 
         def cv(bgr: np.ndarray, group: str, ground: np.ndarray) -> np.ndarray | None:
             m = models.get(fold_of.get(group, ""))
