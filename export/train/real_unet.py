@@ -209,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"step {step} t={time.time() - t0:.0f}s lr={lr:.2e} loss~{ema:.3f}", flush=True)
     net.eval()
     desc = args.description or (
-        f"real: {len(real)} images from {len(counts)} stations ({args.real}, held out groups "
-        f"{sorted(holdout) or 'none'}); synthetic: {len(synth)} ({args.synth}); "
+        f"real: {len(real)} images from {len(counts)} stations ({args.real}, held out "
+        f"{sorted(holdout | held_stations) or 'none'}); synthetic: {len(synth)} ({args.synth}); "
         f"{step} steps x batch {args.batch} ({n_synth} synthetic), crops {args.crop}"
     )
     metrics = {
