@@ -9,7 +9,7 @@ Example (units in the key names: ns, MHz, m, km/h)::
     velocity_m_per_ns = 0.1             # fallback velocity when the hyperbola fit is poor
 
     [[gpr.processing]]
-    step = "time_zero"                  # sample = 12 (fixed) or absent (from the header)
+    step = "time_zero"                  # at = "auto" (data vs header), "header" or ns
     [[gpr.processing]]
     step = "dewow"
     window_ns = 5.0
@@ -45,9 +45,16 @@ from edge.config.base import ConfigPath, ModelSpec, Section, SourceSpec, TcpAddr
 
 
 class TimeZeroStep(Section):
-    """Shift every trace so time zero is sample 0. ``sample`` None: the source's own time zero."""
+    """Shift every trace so time zero is sample 0.
+
+    ``at``: ``"auto"`` (the source header's time zero when the data's direct wave agrees with
+    it, else the direct wave's peak; :mod:`edge.gpr.directwave`), ``"header"`` (the source's
+    own), or a number: time zero in ns after the first recorded sample. ``sample`` (a fixed
+    row) overrides ``at``.
+    """
 
     step: Literal["time_zero"] = "time_zero"
+    at: Literal["auto", "header"] | Annotated[float, Field(ge=0)] = "auto"
     sample: float | None = Field(default=None, ge=0)
 
 

@@ -18,11 +18,12 @@ import numpy as np
 
 from edge.config import StationConfig
 from edge.config.base import TcpAddress
-from edge.config.gpr import GprSection
+from edge.config.gpr import GprSection, TimeZeroStep
 from edge.errors import ConfigError, InputError
 from edge.gpr.bscan import BscanWindow, BscanWindower, box_to_profile
 from edge.gpr.dedup import Cavity, CavityCandidate, Deduplicator
 from edge.gpr.detector import CavityDetector, Detection
+from edge.gpr.directwave import LineCalibration, TimeZeroSetting, calibrate_line
 from edge.gpr.formats.readers import read_gpr
 from edge.gpr.hyperbola import fit_box, not_a_diffraction
 from edge.gpr.positioning import LivePositioner, TrackPositioner, read_nmea_log
@@ -77,6 +78,15 @@ def build_positioner(gpr: GprSection, crs: str, block: TraceBlock) -> TrackPosit
     )
 
 
+def time_zero_setting(gpr: GprSection, dt_ns: float) -> TimeZeroSetting:
+    """The configured time zero: ``"auto"``, ``"header"`` or ns after the first sample (a
+    fixed ``sample`` of the time_zero step in ns; ``"header"`` without a time_zero step)."""
+    step = next((s for s in gpr.processing if isinstance(s, TimeZeroStep)), None)
+    if step is None:
+        return "header"
+    return step.sample * dt_ns if step.sample is not None else step.at
+
+
 class CavityPipeline:
     """The stateful stream pipeline of one GPR line (see the module docstring)."""
 
@@ -106,11 +116,15 @@ class CavityPipeline:
         if bad:
             raise ConfigError(f"gpr.channels {bad} not in the source ({first.n_channels} channels)")
         self.dt_ns = first.dt_ns
+        #: Time zero and antenna frequency of the line, from its first block.
+        self.calibration: LineCalibration = calibrate_line(
+            first, time_zero_setting(gpr, first.dt_ns), gpr.antenna_mhz
+        )
         self.geometry = TraceGeometry(
             first.dt_ns,
             first.n_samples,
-            first.time_zero_sample,
-            first.antenna_mhz or gpr.antenna_mhz,
+            self.calibration.time_zero_sample,
+            self.calibration.antenna_mhz,
         )
         self.chain = ProcessingChain(gpr.processing, self.geometry)
         height = None
@@ -179,6 +193,7 @@ class CavityPipeline:
             "detections": self.detections,
             "velocity_fallbacks": self.fits_fallback,
             "not_diffractions": self.not_diffractions,
+            "calibration": self.calibration.as_dict(),
             **{k: round(v, 3) for k, v in self.timing.items()},
             **live,
         }
@@ -287,6 +302,7 @@ class CavityPipeline:
                     self.source,
                     snippet=snippet,
                     line_start=self.line_start,
+                    time_zero_ns=self.calibration.time_zero_ns,
                 )
             )
         return out
