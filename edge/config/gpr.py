@@ -176,11 +176,31 @@ class PositioningSection(Section):
 
 
 class DedupSection(Section):
-    """Same cavity when apexes are this close (along track, m; depth, m; channels)."""
+    """Same target (:mod:`edge.gpr.dedup`) when the boxes overlap by ``min_overlap`` of the
+    smaller one and the apexes lie within the target's own fitted extent along track (never
+    farther than ``distance_m``), within ``depth_m`` in depth and ``channels`` channels."""
 
     distance_m: float = Field(default=0.5, gt=0)
     depth_m: float = Field(default=0.3, gt=0)
     channels: int = Field(default=1, ge=0)
+    min_overlap: float = Field(default=0.3, ge=0.0, le=1.0)
+
+
+class FitSection(Section):
+    """Gates on a box's hyperbola fit (:func:`edge.gpr.hyperbola.implausible`): a fitted
+    velocity outside ``velocity_min_m_per_ns``..``velocity_max_m_per_ns`` (the material's
+    range), an apex within ``apex_margin`` (share of the box) of its box's edge, or below the
+    window, and the box is counted, not reported."""
+
+    velocity_min_m_per_ns: float = Field(default=0.05, gt=0.0)
+    velocity_max_m_per_ns: float = Field(default=0.17, gt=0.0, le=0.3)
+    apex_margin: float = Field(default=0.1, ge=0.0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FitSection:
+        if self.velocity_min_m_per_ns >= self.velocity_max_m_per_ns:
+            raise ValueError("velocity_min_m_per_ns must be below velocity_max_m_per_ns")
+        return self
 
 
 class LiveSection(Section):
@@ -209,6 +229,7 @@ class GprSection(Section):
     detector: DetectorSection = Field(default_factory=DetectorSection)
     positioning: PositioningSection = Field(default_factory=PositioningSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
+    fit: FitSection = Field(default_factory=FitSection)
     live: LiveSection = Field(default_factory=LiveSection)
     snippets: ConfigPath | None = None
 
