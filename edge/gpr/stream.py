@@ -78,6 +78,16 @@ def build_positioner(gpr: GprSection, crs: str, block: TraceBlock) -> TrackPosit
     )
 
 
+def require_profile(block: TraceBlock) -> None:
+    """InputError (one line) unless ``block`` is a reflection profile: a CMP or WARR gather's
+    traces differ by antenna separation, not position, and hold no hyperbolas to detect."""
+    if block.survey_mode != "reflection":
+        raise InputError(
+            f"{block.source}: a {block.survey_mode.upper()} gather (the header's survey "
+            "mode), not a reflection profile: cavity detection needs a common-offset line"
+        )
+
+
 def time_zero_setting(gpr: GprSection, dt_ns: float) -> TimeZeroSetting:
     """The configured time zero: ``"auto"``, ``"header"`` or ns after the first sample (a
     fixed ``sample`` of the time_zero step in ns; ``"header"`` without a time_zero step)."""
@@ -102,6 +112,7 @@ class CavityPipeline:
         if config.gpr is None:
             raise ConfigError("no [gpr] section in the config")
         gpr = self.gpr = config.gpr
+        require_profile(first)
         self.station, self.crs = config.station.id, config.station.crs
         self.source = first.source
         #: A stream line is identified by its first trace's time (cavity ids, messages).
@@ -352,6 +363,7 @@ def detect_file(
     if config.gpr is None:
         raise ConfigError("no [gpr] section in the config")
     block = read_gpr(path)
+    require_profile(block)
     detector = detector or build_detector(config.gpr)
     pipe = CavityPipeline(config, block, detector, snippet_dir)
     return pipe.feed(block) + pipe.flush()
