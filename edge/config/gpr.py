@@ -103,8 +103,17 @@ class BandpassStep(Section):
         return self
 
 
+class MigrateStep(Section):
+    """Stolt f-k migration (:mod:`edge.gpr.migration`) at ``velocity_m_per_ns`` (None: ``[gpr]
+    velocity_m_per_ns``). Not causal: each chunk is migrated on its own, so it suits whole
+    files, not streams; the shipped detector and the hyperbola fit expect unmigrated data."""
+
+    step: Literal["migrate"] = "migrate"
+    velocity_m_per_ns: float | None = Field(default=None, gt=0.0, le=0.3)
+
+
 ProcessingStep = Annotated[
-    TimeZeroStep | DewowStep | BackgroundStep | SecGainStep | AgcStep | BandpassStep,
+    TimeZeroStep | DewowStep | BackgroundStep | SecGainStep | AgcStep | BandpassStep | MigrateStep,
     Field(discriminator="step"),
 ]
 

@@ -136,6 +136,8 @@ class CavityPipeline:
             first.n_samples,
             self.calibration.time_zero_sample,
             self.calibration.antenna_mhz,
+            first.trace_spacing_m or gpr.positioning.trace_spacing_m,
+            gpr.velocity_m_per_ns,
         )
         self.chain = ProcessingChain(gpr.processing, self.geometry)
         height = None
