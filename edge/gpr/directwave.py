@@ -20,9 +20,11 @@ Conventions (samples are 0-based rows of the raw trace, times in ns from the fir
   the direct wave (Hann taper over four envelope half-widths on either side of the peak, zero
   padded to 8x), in MHz.
 
-:func:`calibrate_line` chooses the time zero (``auto``: the header's when it lies within
-:data:`AGREE_PERIODS` of a period, at least :data:`AGREE_SAMPLES` samples, of the data's pick,
-else the data's; ``header``; or a fixed time in ns) and the antenna frequency (the header's,
+:func:`calibrate_line` chooses the time zero (``auto``: the header's when it lies on the
+direct wave's rise, from its first break to its peak, give or take :data:`AGREE_PERIODS` of a
+period (at least :data:`AGREE_SAMPLES` samples), since makers put time zero anywhere there
+(Sensors & Software at the first break, GSSI operators often at the first peak); else the
+data's peak; ``header``; or a fixed time in ns) and the antenna frequency (the header's,
 else the config's, unless the data's estimate differs by more than a factor
 :data:`PLAUSIBLE_RATIO`; the estimate when neither gives one), with one log line whenever the
 data overrules or replaces what the header and config say. A nominal frequency at or above the
@@ -49,7 +51,8 @@ MAX_TRACES = 512
 STRONG_SHARE = 0.5
 #: The first break: the envelope first reaches this share of the direct wave's peak.
 FIRST_BREAK_SHARE = 0.1
-#: The header's time zero agrees with the data when within this many periods of the pick ...
+#: The header's time zero agrees with the data when it lies between the first break and the
+#: peak, give or take this many periods ...
 AGREE_PERIODS = 0.1
 #: ... or this many samples, whichever is more.
 AGREE_SAMPLES = 2.0
@@ -202,7 +205,7 @@ def calibrate_line(
     else:
         period = 1000.0 / antenna / dt_ns if antenna else 0.0
         tolerance = max(AGREE_PERIODS * period, AGREE_SAMPLES)
-        if abs(header_t0 - dw.peak_sample) <= tolerance:
+        if dw.first_break_sample - tolerance <= header_t0 <= dw.peak_sample + tolerance:
             t0, source = header_t0, "header"
         else:
             t0, source = dw.peak_sample, "data"

@@ -346,31 +346,45 @@ class FitGates:
     apex_margin: float = 0.1
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a fit is no plausible target: ``kind`` (``velocity``, ``apex_edge``,
+    ``below_window``: the key it is counted under) and a one-line ``message``."""
+
+    kind: str
+    message: str
+
+
 def implausible(
     fit: HyperbolaFit,
     box: tuple[float, float, float, float],
     n_rows: int,
     dt_ns: float,
     gates: FitGates,
-) -> str | None:
+) -> Refusal | None:
     """Why the fit in ``box`` (window coordinates, as :func:`fit_box`) is no plausible target
     (velocity outside the material's range, apex at the edge of its box, depth beyond the
     window of ``n_rows`` samples), else None."""
     lo, hi = gates.velocity_m_per_ns
     v = fit.fitted_velocity_m_per_ns
     if np.isfinite(v) and not lo <= v <= hi:
-        return f"fitted velocity {v:.3f} m/ns outside {lo}-{hi} m/ns"
+        return Refusal("velocity", f"fitted velocity {v:.3f} m/ns outside {lo}-{hi} m/ns")
     if fit.t0_ns > n_rows * dt_ns:
-        return f"apex at {fit.t0_ns:.1f} ns, beyond the {n_rows * dt_ns:.1f} ns window"
+        window = n_rows * dt_ns
+        return Refusal(
+            "below_window", f"apex at {fit.t0_ns:.1f} ns, beyond the {window:.1f} ns window"
+        )
     margin = gates.apex_margin * (box[2] - box[0])
     if not box[0] + margin <= fit.apex_trace <= box[2] - margin:
-        return (
-            f"apex at trace {fit.apex_trace:.1f}, at the edge of its box {box[0]:.0f}-{box[2]:.0f}"
+        edges = f"{box[0]:.0f}-{box[2]:.0f}"
+        return Refusal(
+            "apex_edge", f"apex at trace {fit.apex_trace:.1f}, at the edge of its box {edges}"
         )
     height = box[3] - box[1]
     row = fit.t0_ns / dt_ns
     if not box[1] - gates.apex_margin * height <= row <= box[3] - gates.apex_margin * height:
-        return f"apex at sample {row:.1f}, at the edge of its box {box[1]:.0f}-{box[3]:.0f}"
+        edges = f"{box[1]:.0f}-{box[3]:.0f}"
+        return Refusal("apex_edge", f"apex at sample {row:.1f}, at the edge of its box {edges}")
     return None
 
 

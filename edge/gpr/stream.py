@@ -175,7 +175,7 @@ class CavityPipeline:
         self.detections = 0
         self.fits_fallback = 0
         self.not_diffractions = 0
-        #: Boxes whose fit is no plausible target, by reason (the text before its numbers).
+        #: Boxes whose fit is no plausible target, by :class:`~edge.gpr.hyperbola.Refusal` kind.
         self.fits_refused: dict[str, int] = {}
         self.gates = FitGates(
             (gpr.fit.velocity_min_m_per_ns, gpr.fit.velocity_max_m_per_ns), gpr.fit.apex_margin
@@ -282,9 +282,8 @@ class CavityPipeline:
             self.gates,
         )
         if refused is not None:
-            kind = refused.split(" at ")[0].split(" outside ")[0]
-            self.fits_refused[kind] = self.fits_refused.get(kind, 0) + 1
-            log.debug("%s: box at trace %d refused: %s", self.source, box.trace0, refused)
+            self.fits_refused[refused.kind] = self.fits_refused.get(refused.kind, 0) + 1
+            log.debug("%s: box at trace %d refused: %s", self.source, box.trace0, refused.message)
             return None
         if fit.velocity_source != "fit":
             self.fits_fallback += 1

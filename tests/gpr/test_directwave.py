@@ -125,7 +125,8 @@ def test_a_900_mhz_dzt_with_position_zero_gets_its_time_zero_from_the_data(tmp_p
 
 def test_time_zero_settings_header_fixed_and_agreeing_header():
     """``header`` keeps the header, a number is ns after the first sample, and ``auto`` keeps a
-    header that agrees with the data (within 0.1 period / 2 samples)."""
+    header on the direct wave's rise (first break to peak, give or take 0.1 period / 2
+    samples) and replaces one before the first break or past the peak."""
     scan = cylinder_scene(9.0, [("cavity", 3.0, 0.3, 0.05)], frequency_ghz=0.4, n_traces=64)
     data = _shifted(scan, 4.0)[np.newaxis]
     k = round(4.0 / scan.dt_ns)
@@ -133,6 +134,8 @@ def test_time_zero_settings_header_fixed_and_agreeing_header():
         (0.0, "header", 0.0, "header"),
         (0.0, 2.5, 2.5 / scan.dt_ns, "config"),
         (k + 1.0, "auto", k + 1.0, "header"),
+        (k - 5.0, "auto", k - 5.0, "header"),  # on the rise (first break ~7.5 samples early)
+        (k - 20.0, "auto", k, "data"),  # before the first break
         (k + 12.0, "auto", k, "data"),
     ]:
         block = TraceBlock(samples=data, dt_ns=scan.dt_ns, time_zero_sample=header)

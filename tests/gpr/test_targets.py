@@ -140,16 +140,18 @@ def test_fit_gates_refuse_implausible_targets():
         n_rows = scan.data.shape[0] - scan.t0_index
         why = implausible(fit, whole, n_rows, scan.dt_ns, gates)
         assert (why is None) == passes, why
-        assert reason in (why or "")
+        assert why is None or (why.kind == reason and "m/ns outside 0.05-0.17" in why.message)
         if not passes:
             assert implausible(fit, whole, n_rows, scan.dt_ns, FitGates((0.05, 0.3))) is None
         else:
             half = (60.0, apex_row - 20, 101.0, apex_row + 150)
             edge = implausible(_fit_in(scan, half), half, n_rows, scan.dt_ns, gates)
-            assert edge is not None and "edge of its box" in edge
+            assert edge is not None and edge.kind == "apex_edge"
+            assert "at the edge of its box 60-101" in edge.message
     deep = HyperbolaFit(50.0, 500.0, 0.1, 25.0, "configured", None, 0.0, 8)
     why = implausible(deep, (0, 0, 100, 400), 400, 0.1, gates)
-    assert why is not None and "beyond the 40.0 ns window" in why
+    assert why is not None and why.kind == "below_window"
+    assert "beyond the 40.0 ns window" in why.message
 
 
 def test_2_7_ghz_data_under_a_400_mhz_config_is_processed_at_its_own_frequency(caplog):
