@@ -197,7 +197,7 @@ def calibrate_line(
         t0, source = float(time_zero) / dt_ns, "config"
     elif time_zero == "header" or dw is None:
         t0, source = header_t0, "header"
-        if dw is None and time_zero == "auto":
+        if dw is None and time_zero == "auto" and block.n_traces:
             log.warning(
                 "%s: no clear direct wave in the data: time zero from the header (%.2f ns)",
                 block.source, header_t0 * dt_ns,
