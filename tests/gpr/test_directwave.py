@@ -155,3 +155,24 @@ def test_the_real_file____032_direct_wave_is_found_where_the_header_says_zero():
     assert 6.0 <= cal.time_zero_ns <= 7.0
     assert (cal.antenna_mhz, cal.antenna_source) == (400.0, "header")
     assert cal.direct_wave.dominant_mhz == pytest.approx(400.0, rel=0.2)
+
+
+def test_an_unknown_antenna_is_estimated_with_one_warning(caplog):
+    """No frequency in the header nor the config: the direct wave's spectrum sets it (a
+    900 MHz Ricker: within 25 %), with one warning naming the estimate; a plausible nominal
+    frequency (the header's 900 MHz) is kept without a word."""
+    scan = cylinder_scene(9.0, [("cavity", 3.0, 0.3, 0.05)], frequency_ghz=0.9, n_traces=64)
+    data = _shifted(scan, 3.0)[np.newaxis]
+    with caplog.at_level(logging.WARNING):
+        cal = calibrate_line(TraceBlock(samples=data, dt_ns=scan.dt_ns, source="x"), 0.0, None)
+    assert cal.antenna_source == "data"
+    assert cal.antenna_mhz == pytest.approx(900.0, rel=0.25)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"x: antenna frequency not given: {cal.antenna_mhz:.0f} MHz estimated from the direct "
+        "wave's spectrum sets the processing"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        block = TraceBlock(samples=data, dt_ns=scan.dt_ns, source="x", antenna_mhz=900.0)
+        cal = calibrate_line(block, 0.0, 400.0)
+    assert (cal.antenna_mhz, cal.antenna_source) == (900.0, "header") and not caplog.records
