@@ -6,7 +6,9 @@ The published payloads are the contract (DESIGN.md): the demo's results, byte fo
 queued, as published: the beach's products, waterline, slope and shoreline recorded with the
 code before the stages returned typed results (commit 00b5c18); the GPR unit's four cavities
 re-recorded when the detector was retrained on real data (the three of the old detector
-matched byte for byte through the layout and typed-results change too, commit b46b233). The
+matched byte for byte through the layout and typed-results change too, commit b46b233), and
+again when cavity messages gained ``time_zero_ns``, ``width_source`` and ``radius_sd_m`` and
+``width_m`` became the fitted target's size (issue 13; the same four targets). The
 demo is run again here and its outbox read back: each payload must be the same bytes, ids
 included. Only what differs between two runs by nature is normalised: the output folder
 (``<out>``), the repository's folder (``<repo>``) and the time of a cavity found in a file

@@ -9,7 +9,7 @@ Example (units in the key names: ns, MHz, m, km/h)::
     velocity_m_per_ns = 0.1             # fallback velocity when the hyperbola fit is poor
 
     [[gpr.processing]]
-    step = "time_zero"                  # sample = 12 (fixed) or absent (from the header)
+    step = "time_zero"                  # at = "auto" (data vs header), "header" or ns
     [[gpr.processing]]
     step = "dewow"
     window_ns = 5.0
@@ -45,9 +45,16 @@ from edge.config.base import ConfigPath, ModelSpec, Section, SourceSpec, TcpAddr
 
 
 class TimeZeroStep(Section):
-    """Shift every trace so time zero is sample 0. ``sample`` None: the source's own time zero."""
+    """Shift every trace so time zero is sample 0.
+
+    ``at``: ``"auto"`` (the source header's time zero when the data's direct wave agrees with
+    it, else the direct wave's peak; :mod:`edge.gpr.directwave`), ``"header"`` (the source's
+    own), or a number: time zero in ns after the first recorded sample. ``sample`` (a fixed
+    row) overrides ``at``.
+    """
 
     step: Literal["time_zero"] = "time_zero"
+    at: Literal["auto", "header"] | Annotated[float, Field(ge=0)] = "auto"
     sample: float | None = Field(default=None, ge=0)
 
 
@@ -96,8 +103,17 @@ class BandpassStep(Section):
         return self
 
 
+class MigrateStep(Section):
+    """Stolt f-k migration (:mod:`edge.gpr.migration`) at ``velocity_m_per_ns`` (None: ``[gpr]
+    velocity_m_per_ns``). Not causal: each chunk is migrated on its own, so it suits whole
+    files, not streams; the shipped detector and the hyperbola fit expect unmigrated data."""
+
+    step: Literal["migrate"] = "migrate"
+    velocity_m_per_ns: float | None = Field(default=None, gt=0.0, le=0.3)
+
+
 ProcessingStep = Annotated[
-    TimeZeroStep | DewowStep | BackgroundStep | SecGainStep | AgcStep | BandpassStep,
+    TimeZeroStep | DewowStep | BackgroundStep | SecGainStep | AgcStep | BandpassStep | MigrateStep,
     Field(discriminator="step"),
 ]
 
@@ -169,11 +185,31 @@ class PositioningSection(Section):
 
 
 class DedupSection(Section):
-    """Same cavity when apexes are this close (along track, m; depth, m; channels)."""
+    """Same target (:mod:`edge.gpr.dedup`) when the boxes overlap by ``min_overlap`` of the
+    smaller one and the apexes lie within the target's own fitted extent along track (never
+    farther than ``distance_m``), within ``depth_m`` in depth and ``channels`` channels."""
 
     distance_m: float = Field(default=0.5, gt=0)
     depth_m: float = Field(default=0.3, gt=0)
     channels: int = Field(default=1, ge=0)
+    min_overlap: float = Field(default=0.3, ge=0.0, le=1.0)
+
+
+class FitSection(Section):
+    """Gates on a box's hyperbola fit (:func:`edge.gpr.hyperbola.implausible`): a fitted
+    velocity outside ``velocity_min_m_per_ns``..``velocity_max_m_per_ns`` (the material's
+    range), an apex within ``apex_margin`` (share of the box) of its box's edge, or below the
+    window, and the box is counted, not reported."""
+
+    velocity_min_m_per_ns: float = Field(default=0.05, gt=0.0)
+    velocity_max_m_per_ns: float = Field(default=0.17, gt=0.0, le=0.3)
+    apex_margin: float = Field(default=0.1, ge=0.0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FitSection:
+        if self.velocity_min_m_per_ns >= self.velocity_max_m_per_ns:
+            raise ValueError("velocity_min_m_per_ns must be below velocity_max_m_per_ns")
+        return self
 
 
 class LiveSection(Section):
@@ -202,6 +238,7 @@ class GprSection(Section):
     detector: DetectorSection = Field(default_factory=DetectorSection)
     positioning: PositioningSection = Field(default_factory=PositioningSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
+    fit: FitSection = Field(default_factory=FitSection)
     live: LiveSection = Field(default_factory=LiveSection)
     snippets: ConfigPath | None = None
 

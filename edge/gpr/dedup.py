@@ -1,13 +1,22 @@
 """De-duplication: one cavity per physical target, across overlapping windows and channels.
 
 Overlapping windows see the same hyperbola twice, and neighbouring channels of an
-antenna array see the same void. Two candidates are the same target when they
-have the same class, their apexes are within ``distance_m`` along track (m) and
-``depth_m`` in depth (m), and their channels are at most ``channels`` apart
-(0 = same channel only). Groups grow transitively (a void seen on channels 3, 4
-and 5 is one cavity). The reported cavity is the most confident member, with the
-group's extent: all its channels, the union of trace ranges, and the largest
-width and height.
+antenna array see the same void; rebar 15 cm apart are as many targets, although their
+hyperbolas (and boxes) overlap. Two candidates are the same target when
+
+* they have the same class and their channels are at most ``channels`` apart
+  (0 = same channel only);
+* their boxes overlap: the intersection of their (trace range x time range) boxes covers at
+  least ``min_overlap`` of the smaller box;
+* their apexes lie within the target's own extent: along track no farther apart than half
+  the larger of their fitted widths (``width_m``), or the first Fresnel zone radius at their
+  depth (``fresnel_m``: targets closer than that are not resolved apart), or ``tolerance_m``
+  (about two trace spacings: the scatter of one apex fitted in two windows), whichever is
+  most, and never more than ``distance_m``; in depth no farther apart than ``depth_m``.
+
+Groups grow transitively (a void seen on channels 3, 4 and 5 is one cavity). The reported
+cavity is the most confident member (its fitted width), with the group's extent: all its
+channels and the union of trace ranges.
 
 In a stream a group is closed, and reported, once the stream has moved more than
 ``distance_m`` plus one window past it; :meth:`Deduplicator.flush` closes the rest.
@@ -30,7 +39,12 @@ class CavityCandidate:
     distance the message reports when it differs (the GNSS path length), with
     ``distance_source``; ``position_note`` says why x/y/lon/lat are None.
     ``snippet`` is the window's processed data and ``box`` the box in it, (trace0,
-    sample0, trace1, sample1), for the report image.
+    sample0, trace1, sample1), for the report image. ``width_m`` is the target's along-track
+    size with ``width_source``: ``radius`` (twice the fitted cylinder radius), ``fresnel``
+    (no radius resolved: the first Fresnel zone's diameter at the target's depth, the
+    smallest width the radar tells apart, so an upper bound) or ``box`` (neither known: the
+    box width); ``fresnel_m`` the first Fresnel zone radius (0 when the antenna frequency is
+    unknown).
     """
 
     cls: str
@@ -57,6 +71,9 @@ class CavityCandidate:
     snippet: np.ndarray | None = field(default=None, repr=False, compare=False)
     box: tuple[float, float, float, float] | None = None
     window_first_trace: int = 0
+    width_source: str = "box"
+    fresnel_m: float = 0.0
+    radius_sd_m: float | None = None
 
 
 @dataclass
@@ -72,15 +89,39 @@ class Cavity:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _same(
-    a: CavityCandidate, b: CavityCandidate, distance_m: float, depth_m: float, channels: int
-) -> bool:
-    return (
-        a.cls == b.cls
-        and abs(a.distance_m - b.distance_m) <= distance_m
-        and abs(a.depth_top_m - b.depth_top_m) <= depth_m
-        and abs(a.channel - b.channel) <= channels
-    )
+def box_overlap(a: CavityCandidate, b: CavityCandidate) -> float:
+    """Intersection of the two (trace range x time range) boxes over the smaller box (0..1)."""
+    w = min(a.trace_range[1], b.trace_range[1]) - max(a.trace_range[0], b.trace_range[0]) + 1
+    h = min(a.time_range_ns[1], b.time_range_ns[1]) - max(a.time_range_ns[0], b.time_range_ns[0])
+    if w <= 0 or h <= 0:
+        return 0.0
+    areas = [
+        (c.trace_range[1] - c.trace_range[0] + 1) * (c.time_range_ns[1] - c.time_range_ns[0])
+        for c in (a, b)
+    ]
+    return float(w * h / max(min(areas), 1e-12))
+
+
+@dataclass(frozen=True)
+class SameTarget:
+    """When two candidates are one target (see the module docstring; m, 0..1, channels)."""
+
+    distance_m: float
+    depth_m: float
+    channels: int
+    min_overlap: float = 0.3
+    tolerance_m: float = 0.0
+
+    def __call__(self, a: CavityCandidate, b: CavityCandidate) -> bool:
+        own = max(a.width_m / 2.0, b.width_m / 2.0, a.fresnel_m, b.fresnel_m)
+        reach = min(max(own, self.tolerance_m), self.distance_m)
+        return (
+            a.cls == b.cls
+            and abs(a.channel - b.channel) <= self.channels
+            and abs(a.distance_m - b.distance_m) <= reach
+            and abs(a.depth_top_m - b.depth_top_m) <= self.depth_m
+            and box_overlap(a, b) >= self.min_overlap
+        )
 
 
 def merge(group: list[CavityCandidate]) -> Cavity:
@@ -91,7 +132,7 @@ def merge(group: list[CavityCandidate]) -> Cavity:
         best=best,
         channels=sorted({c.channel for c in group}),
         trace_range=(min(c.trace_range[0] for c in group), max(c.trace_range[1] for c in group)),
-        width_m=max(c.width_m for c in group),
+        width_m=best.width_m,
         height_m=max(heights) if heights else None,
         detections=len(group),
     )
@@ -100,23 +141,16 @@ def merge(group: list[CavityCandidate]) -> Cavity:
 class Deduplicator:
     """Groups candidates as they arrive; :meth:`add` returns the cavities that closed."""
 
-    def __init__(
-        self, distance_m: float, depth_m: float, channels: int, horizon_m: float = 0.0
-    ) -> None:
-        self.distance_m = distance_m
-        self.depth_m = depth_m
-        self.channels = channels
+    def __init__(self, same: SameTarget, horizon_m: float = 0.0) -> None:
+        self.same = same
+        self.distance_m = same.distance_m
         self.horizon_m = horizon_m
         self._groups: list[list[CavityCandidate]] = []
 
     def add(self, candidates: list[CavityCandidate], stream_distance_m: float) -> list[Cavity]:
         """Add candidates; close groups the stream (now at ``stream_distance_m``) has left."""
         for cand in candidates:
-            hits = [
-                g
-                for g in self._groups
-                if any(_same(cand, m, self.distance_m, self.depth_m, self.channels) for m in g)
-            ]
+            hits = [g for g in self._groups if any(self.same(cand, m) for m in g)]
             if not hits:
                 self._groups.append([cand])
                 continue
@@ -137,10 +171,8 @@ class Deduplicator:
         return out
 
 
-def deduplicate(
-    candidates: list[CavityCandidate], distance_m: float, depth_m: float, channels: int
-) -> list[Cavity]:
+def deduplicate(candidates: list[CavityCandidate], same: SameTarget) -> list[Cavity]:
     """All candidates of a file at once -> cavities ordered along track."""
-    dedup = Deduplicator(distance_m, depth_m, channels)
+    dedup = Deduplicator(same)
     dedup.add(candidates, stream_distance_m=-np.inf)
     return sorted(dedup.flush(), key=lambda c: (c.best.distance_m, c.best.channel))

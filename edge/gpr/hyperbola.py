@@ -67,7 +67,10 @@ class HyperbolaFit:
     ``"configured"`` (the fit was poor: ``reason`` says why); ``radius_m`` None unless
     constrained; ``rms_ns`` the misfit of the picks; ``picks`` the number of traces used;
     ``line_ratio`` the RMS misfit of a straight line through the picks (the inliers of a
-    fit) over that of the reported hyperbola (NaN with fewer than 3 picks).
+    fit) over that of the reported hyperbola (NaN with fewer than 3 picks); ``radius_sd_m``
+    the radius's standard error; ``fitted_velocity_m_per_ns`` the velocity the fit found, also
+    when it was rejected for being outside :data:`VELOCITY_RANGE` (NaN when the picks gave no
+    trustworthy fit: too few, no hyperbola, high misfit).
     """
 
     apex_trace: float
@@ -80,6 +83,8 @@ class HyperbolaFit:
     picks: int
     reason: str = ""
     line_ratio: float = float("nan")
+    radius_sd_m: float | None = None
+    fitted_velocity_m_per_ns: float = float("nan")
 
 
 def pick_reflection(
@@ -244,7 +249,9 @@ def fit_box(
     cols, rows = pick_reflection(data, box, dt_ns, spacing_m)
     x, t = cols * spacing_m, rows * dt_ns
 
-    def fallback(reason: str, rms: float = float("nan")) -> HyperbolaFit:
+    def fallback(
+        reason: str, rms: float = float("nan"), fitted: float = float("nan")
+    ) -> HyperbolaFit:
         if len(t):
             i = int(np.argmin(t))
             apex, t0 = float(cols[i]), float(t[i])
@@ -253,7 +260,7 @@ def fit_box(
         v = velocity_m_per_ns
         ratio = _line_ratio(x, t, travel_time(x, apex * spacing_m, t0, v, 0.0))
         return HyperbolaFit(
-            apex, t0, v, v * t0 / 2.0, "configured", None, rms, len(t), reason, ratio
+            apex, t0, v, v * t0 / 2.0, "configured", None, rms, len(t), reason, ratio, None, fitted
         )
 
     if len(t) < MIN_PICKS:
@@ -272,7 +279,7 @@ def fit_box(
     hi = [x[-1] + 10 * spacing_m, t.max() * 2 + dt_ns, VELOCITY_RANGE[1] * 2]
     start = [np.clip(x0, lo[0], hi[0]), np.clip(t0, dt_ns, hi[1]), v]
     point = least_squares(misfit, start, bounds=(lo, hi), loss="soft_l1", f_scale=f_scale)
-    best, radius = point, None
+    best, radius, radius_sd = point, None, None
     if len(t) >= MIN_PICKS + 2:
         cyl = least_squares(
             misfit,
@@ -284,20 +291,21 @@ def fit_box(
         r = float(cyl.x[3])
         dof = max(len(t) - 4, 1)
         gain = (point.cost - cyl.cost) / max(cyl.cost / dof, 1e-30)  # F statistic, 1 dof
-        if r > 0.01 and gain > F_RADIUS and _std_error(cyl, 3) < 0.5 * r:
-            best, radius = cyl, r
+        sd = _std_error(cyl, 3)
+        if r > 0.01 and gain > F_RADIUS and sd < 0.5 * r:
+            best, radius, radius_sd = cyl, r, sd
     x0, t0, v = (float(p) for p in best.x[:3])
     resid = misfit(best.x)
     inliers = np.abs(resid) <= 3 * dt_ns
     rms = float(np.sqrt(np.mean(resid[inliers] ** 2))) if inliers.any() else float("inf")
     apex = x0 / spacing_m
     if not VELOCITY_RANGE[0] <= v <= VELOCITY_RANGE[1]:
-        return fallback(f"fitted velocity {v:.3f} m/ns outside {VELOCITY_RANGE}", rms)
+        return fallback(f"fitted velocity {v:.3f} m/ns outside {VELOCITY_RANGE}", rms, v)
     if rms > MAX_RMS_SAMPLES * dt_ns or inliers.sum() < MIN_PICKS:
         return fallback(f"RMS misfit {rms:.2f} ns over {int(inliers.sum())} picks", rms)
     ratio = _line_ratio(x[inliers], t[inliers], (t + resid)[inliers])
     return HyperbolaFit(
-        apex, t0, v, v * t0 / 2.0, "fit", radius, rms, int(inliers.sum()), "", ratio
+        apex, t0, v, v * t0 / 2.0, "fit", radius, rms, int(inliers.sum()), "", ratio, radius_sd, v
     )
 
 
@@ -321,6 +329,70 @@ def not_a_diffraction(fit: HyperbolaFit) -> str | None:
     if fit.picks >= MIN_LINE_TEST_PICKS and fit.line_ratio < MIN_LINE_RATIO:
         return f"a straight line fits the picks as well (ratio {fit.line_ratio:.2f})"
     return None
+
+
+@dataclass(frozen=True)
+class FitGates:
+    """What a plausible target's fit looks like (m/ns; share of the box).
+
+    ``velocity_m_per_ns``: the range of the material (dry sand ~0.15, concrete ~0.1, wet clay
+    ~0.06 m/ns; air 0.3 is no ground); ``apex_margin``: the apex must lie this share of the box
+    width inside its left and right edges (a box cut by a window edge holds half a hyperbola,
+    whose whole is in the overlapping window), and in the upper ``1 - apex_margin`` of its box
+    in time (the flanks of a hyperbola run downwards from its apex).
+    """
+
+    velocity_m_per_ns: tuple[float, float] = (0.05, 0.17)
+    apex_margin: float = 0.1
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a fit is no plausible target: ``kind`` (``velocity``, ``apex_edge``,
+    ``below_window``: the key it is counted under) and a one-line ``message``."""
+
+    kind: str
+    message: str
+
+
+def implausible(
+    fit: HyperbolaFit,
+    box: tuple[float, float, float, float],
+    n_rows: int,
+    dt_ns: float,
+    gates: FitGates,
+) -> Refusal | None:
+    """Why the fit in ``box`` (window coordinates, as :func:`fit_box`) is no plausible target
+    (velocity outside the material's range, apex at the edge of its box, depth beyond the
+    window of ``n_rows`` samples), else None."""
+    lo, hi = gates.velocity_m_per_ns
+    v = fit.fitted_velocity_m_per_ns
+    if np.isfinite(v) and not lo <= v <= hi:
+        return Refusal("velocity", f"fitted velocity {v:.3f} m/ns outside {lo}-{hi} m/ns")
+    if fit.t0_ns > n_rows * dt_ns:
+        window = n_rows * dt_ns
+        return Refusal(
+            "below_window", f"apex at {fit.t0_ns:.1f} ns, beyond the {window:.1f} ns window"
+        )
+    margin = gates.apex_margin * (box[2] - box[0])
+    if not box[0] + margin <= fit.apex_trace <= box[2] - margin:
+        edges = f"{box[0]:.0f}-{box[2]:.0f}"
+        return Refusal(
+            "apex_edge", f"apex at trace {fit.apex_trace:.1f}, at the edge of its box {edges}"
+        )
+    height = box[3] - box[1]
+    row = fit.t0_ns / dt_ns
+    if not box[1] - gates.apex_margin * height <= row <= box[3] - gates.apex_margin * height:
+        edges = f"{box[1]:.0f}-{box[3]:.0f}"
+        return Refusal("apex_edge", f"apex at sample {row:.1f}, at the edge of its box {edges}")
+    return None
+
+
+def fresnel_radius_m(depth_m: float, velocity_m_per_ns: float, frequency_mhz: float) -> float:
+    """Radius of the first Fresnel zone at ``depth_m``: ``sqrt(lambda d / 2)``, lambda =
+    v / f: targets closer than this along track are not resolved apart (m)."""
+    wavelength = velocity_m_per_ns / (frequency_mhz / 1000.0)
+    return float(np.sqrt(max(wavelength * max(depth_m, 0.0) / 2.0, 0.0)))
 
 
 def _std_error(result: OptimizeResult, index: int) -> float:

@@ -1,4 +1,4 @@
-"""The processing chain: time-zero, dewow, background removal, gain, band-pass.
+"""The processing chain: time-zero, dewow, background removal, gain, band-pass (migration).
 
 Every step works on a chunk of traces ``x`` of shape ``(n_channels, n_samples,
 n_traces)`` (float32, time along axis 1, traces along axis 2, see
@@ -7,7 +7,10 @@ the configured order by :class:`ProcessingChain`, which is STATEFUL across
 chunks: feeding a file trace by trace, in odd-sized chunks or all at once gives
 the same output (to float rounding). That holds because every step is either
 per trace (time-zero, dewow, gain, AGC, band-pass: they look along time only) or
-causal along the track (background removal keeps the last N traces as state).
+causal along the track (background removal keeps the last N traces as state). The
+exception, off by default, is ``migrate`` (Stolt f-k, :mod:`edge.gpr.migration`): it needs
+the traces on both sides, so it migrates each chunk on its own (a whole file fed as one chunk
+is migrated whole).
 
 Nothing is delayed: trace i comes out when trace i goes in. Background removal is
 the causal mean of traces ``i-N+1 .. i`` (fewer at the start of a line), so a
@@ -33,11 +36,13 @@ from edge.config.gpr import (
     BackgroundStep,
     BandpassStep,
     DewowStep,
+    MigrateStep,
     ProcessingStep,
     SecGainStep,
     TimeZeroStep,
 )
 from edge.errors import ConfigError
+from edge.gpr.migration import stolt_migrate
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +52,15 @@ Step = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class TraceGeometry:
-    """What the steps need to know about the traces: ns per sample, time zero, antenna (MHz)."""
+    """What the steps need to know about the traces: ns per sample, time zero, antenna (MHz),
+    trace spacing (m) and ground velocity (m/ns, for migration)."""
 
     dt_ns: float
     n_samples: int
     time_zero_sample: float = 0.0
     antenna_mhz: float | None = None
+    trace_spacing_m: float | None = None
+    velocity_m_per_ns: float | None = None
 
 
 def shift_time_zero(x: np.ndarray, shift: int) -> np.ndarray:
@@ -155,6 +163,8 @@ class ProcessingChain:
             return lambda x: agc(x, window)
         if isinstance(cfg, BandpassStep):
             return _bandpass(cfg, g)
+        if isinstance(cfg, MigrateStep):
+            return _migrate(cfg, g)
         raise ConfigError(f"gpr.processing: unknown step {cfg!r}")
 
 
@@ -185,6 +195,24 @@ def _bandpass(cfg: BandpassStep, g: TraceGeometry) -> Step:
         )
     pad = min(3 * (2 * len(sos) + 1), g.n_samples - 1)
     return lambda x: sosfiltfilt(sos, x, axis=1, padlen=pad).astype(np.float32)
+
+
+def _migrate(cfg: MigrateStep, g: TraceGeometry) -> Step:
+    """Stolt migration of each channel of a chunk (the chunk alone: see MigrateStep)."""
+    velocity = cfg.velocity_m_per_ns or g.velocity_m_per_ns
+    if not g.trace_spacing_m or not velocity:
+        raise ConfigError(
+            "gpr.processing migrate: needs a trace spacing (gpr.positioning.trace_spacing_m "
+            "or the source's) and a velocity"
+        )
+    dx, v = g.trace_spacing_m, velocity
+
+    def step(x: np.ndarray) -> np.ndarray:
+        if x.shape[2] < 2:
+            return x
+        return np.stack([stolt_migrate(c, g.dt_ns, dx, v) for c in x])
+
+    return step
 
 
 def process_block(

@@ -3,8 +3,15 @@
 Message fields (DESIGN.md): ``trace`` is the apex trace (0-based, per channel, in
 the file or stream), ``distance_m`` the apex's along-track distance from the first
 trace, ``depth_top_m`` the depth of the reflector top below time zero (``v t0 /
-2``), ``width_m`` the along-track extent of the detection box, ``height_m`` the
-vertical size where the hyperbola fit constrains a radius (else null);
+2``), ``width_m`` the target's along-track size with ``width_source``: ``radius`` (twice
+the fitted cylinder radius), ``fresnel`` (no radius resolved: the first Fresnel zone's
+diameter at the target's depth, an upper bound) or ``box`` (antenna frequency unknown: the
+detection box's width); ``height_m`` the vertical size where the hyperbola fit constrains a
+radius (else null); ``radius_m`` the cylinder radius the fit resolves, with its standard
+error ``radius_sd_m`` (both null when the point-reflector hyperbola explains the picks as
+well: the radius is not resolved, F test and standard error in :mod:`edge.gpr.hyperbola`);
+``time_zero_ns`` the line's time zero (ns after the first recorded sample; depths and
+``two_way_time_ns`` count from it);
 ``position``/``lon``/``lat`` are null without GNSS, and ``position_note`` then
 says why (no GNSS, a gap longer than allowed, no fix after the trace);
 ``distance_source`` says where ``distance_m`` came from (``file``, ``gnss`` path
@@ -51,8 +58,10 @@ def cavity_message(
     when: float | None = None,
     snippet: str | None = None,
     line_start: float | None = None,
+    time_zero_ns: float = 0.0,
 ) -> dict[str, Any]:
-    """The ``gpr/cavity`` payload of one de-duplicated cavity (``line_start``: streams)."""
+    """The ``gpr/cavity`` payload of one de-duplicated cavity (``line_start``: streams;
+    ``time_zero_ns``: the line's time zero, ns after the first recorded sample)."""
     b = cavity.best
     position = None if b.x is None else {"crs": crs, "x": b.x, "y": b.y}
     extra = {} if line_start is None else {"line_start": utc_iso(line_start)}
@@ -72,11 +81,14 @@ def cavity_message(
         distance_source=b.distance_source,
         depth_top_m=round(b.depth_top_m, 3),
         width_m=round(cavity.width_m, 3),
+        width_source=b.width_source,
         height_m=None if cavity.height_m is None else round(cavity.height_m, 3),
         velocity_m_per_ns=round(b.velocity_m_per_ns, 4),
         velocity_source=b.velocity_source,
         two_way_time_ns=round(b.t0_ns, 3),
+        time_zero_ns=round(time_zero_ns, 3),
         radius_m=None if b.radius_m is None else round(b.radius_m, 3),
+        radius_sd_m=None if b.radius_sd_m is None else round(b.radius_sd_m, 3),
         position=position,
         lon=b.lon,
         lat=b.lat,

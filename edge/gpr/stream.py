@@ -18,13 +18,14 @@ import numpy as np
 
 from edge.config import StationConfig
 from edge.config.base import TcpAddress
-from edge.config.gpr import GprSection
+from edge.config.gpr import GprSection, TimeZeroStep
 from edge.errors import ConfigError, InputError
 from edge.gpr.bscan import BscanWindow, BscanWindower, box_to_profile
-from edge.gpr.dedup import Cavity, CavityCandidate, Deduplicator
+from edge.gpr.dedup import Cavity, CavityCandidate, Deduplicator, SameTarget
 from edge.gpr.detector import CavityDetector, Detection
+from edge.gpr.directwave import LineCalibration, TimeZeroSetting, calibrate_line
 from edge.gpr.formats.readers import read_gpr
-from edge.gpr.hyperbola import fit_box, not_a_diffraction
+from edge.gpr.hyperbola import FitGates, fit_box, fresnel_radius_m, implausible, not_a_diffraction
 from edge.gpr.positioning import LivePositioner, TrackPositioner, read_nmea_log
 from edge.gpr.processing import ProcessingChain, TraceGeometry
 from edge.gpr.report import cavity_id, cavity_message, write_snippet
@@ -77,6 +78,25 @@ def build_positioner(gpr: GprSection, crs: str, block: TraceBlock) -> TrackPosit
     )
 
 
+def require_profile(block: TraceBlock) -> None:
+    """InputError (one line) unless ``block`` is a reflection profile: a CMP or WARR gather's
+    traces differ by antenna separation, not position, and hold no hyperbolas to detect."""
+    if block.survey_mode != "reflection":
+        raise InputError(
+            f"{block.source}: a {block.survey_mode.upper()} gather (the header's survey "
+            "mode), not a reflection profile: cavity detection needs a common-offset line"
+        )
+
+
+def time_zero_setting(gpr: GprSection, dt_ns: float) -> TimeZeroSetting:
+    """The configured time zero: ``"auto"``, ``"header"`` or ns after the first sample (a
+    fixed ``sample`` of the time_zero step in ns; ``"header"`` without a time_zero step)."""
+    step = next((s for s in gpr.processing if isinstance(s, TimeZeroStep)), None)
+    if step is None:
+        return "header"
+    return step.sample * dt_ns if step.sample is not None else step.at
+
+
 class CavityPipeline:
     """The stateful stream pipeline of one GPR line (see the module docstring)."""
 
@@ -92,6 +112,7 @@ class CavityPipeline:
         if config.gpr is None:
             raise ConfigError("no [gpr] section in the config")
         gpr = self.gpr = config.gpr
+        require_profile(first)
         self.station, self.crs = config.station.id, config.station.crs
         self.source = first.source
         #: A stream line is identified by its first trace's time (cavity ids, messages).
@@ -106,11 +127,17 @@ class CavityPipeline:
         if bad:
             raise ConfigError(f"gpr.channels {bad} not in the source ({first.n_channels} channels)")
         self.dt_ns = first.dt_ns
+        #: Time zero and antenna frequency of the line, from its first block.
+        self.calibration: LineCalibration = calibrate_line(
+            first, time_zero_setting(gpr, first.dt_ns), gpr.antenna_mhz
+        )
         self.geometry = TraceGeometry(
             first.dt_ns,
             first.n_samples,
-            first.time_zero_sample,
-            first.antenna_mhz or gpr.antenna_mhz,
+            self.calibration.time_zero_sample,
+            self.calibration.antenna_mhz,
+            first.trace_spacing_m or gpr.positioning.trace_spacing_m,
+            gpr.velocity_m_per_ns,
         )
         self.chain = ProcessingChain(gpr.processing, self.geometry)
         height = None
@@ -135,14 +162,24 @@ class CavityPipeline:
             )
         self.spacing_m: float = spacing_m
         horizon = self.windower.width * self.spacing_m
-        self.dedup = Deduplicator(
-            gpr.dedup.distance_m, gpr.dedup.depth_m, gpr.dedup.channels, horizon_m=horizon
+        same = SameTarget(
+            gpr.dedup.distance_m,
+            gpr.dedup.depth_m,
+            gpr.dedup.channels,
+            gpr.dedup.min_overlap,
+            tolerance_m=2.0 * self.spacing_m,
         )
+        self.dedup = Deduplicator(same, horizon_m=horizon)
         self.traces_in = 0
         self.windows_run = 0
         self.detections = 0
         self.fits_fallback = 0
         self.not_diffractions = 0
+        #: Boxes whose fit is no plausible target, by :class:`~edge.gpr.hyperbola.Refusal` kind.
+        self.fits_refused: dict[str, int] = {}
+        self.gates = FitGates(
+            (gpr.fit.velocity_min_m_per_ns, gpr.fit.velocity_max_m_per_ns), gpr.fit.apex_margin
+        )
         self.timing = {"processing_s": 0.0, "detector_s": 0.0, "localisation_s": 0.0}
 
     def accepts(self, block: TraceBlock) -> bool:
@@ -179,6 +216,8 @@ class CavityPipeline:
             "detections": self.detections,
             "velocity_fallbacks": self.fits_fallback,
             "not_diffractions": self.not_diffractions,
+            "fits_refused": dict(self.fits_refused),
+            "calibration": self.calibration.as_dict(),
             **{k: round(v, 3) for k, v in self.timing.items()},
             **live,
         }
@@ -235,13 +274,32 @@ class CavityPipeline:
             self.not_diffractions += 1
             log.debug("%s: box at trace %d dropped: %s", self.source, box.trace0, why_not)
             return None
+        refused = implausible(
+            fit,
+            (det.trace0, det.sample0, det.trace1, det.sample1),
+            window.data.shape[0],
+            window.dt_ns,
+            self.gates,
+        )
+        if refused is not None:
+            self.fits_refused[refused.kind] = self.fits_refused.get(refused.kind, 0) + 1
+            log.debug("%s: box at trace %d refused: %s", self.source, box.trace0, refused.message)
+            return None
         if fit.velocity_source != "fit":
             self.fits_fallback += 1
         apex = window.first_trace + fit.apex_trace
         where = self.positioner.locate(apex)
         distance = float(self.positioner.distance_m(np.array([apex]))[0])
         d0, d1 = self.positioner.distance_m(np.array([box.trace0, box.trace1]))
-        radius = getattr(fit, "radius_m", None)
+        radius = fit.radius_m
+        antenna = self.geometry.antenna_mhz
+        fresnel = fresnel_radius_m(fit.depth_m, fit.velocity_m_per_ns, antenna) if antenna else 0.0
+        if radius is not None:
+            width, width_source = 2.0 * radius, "radius"
+        elif fresnel > 0:
+            width, width_source = 2.0 * fresnel, "fresnel"
+        else:
+            width, width_source = float(abs(d1 - d0)), "box"
         return CavityCandidate(
             cls=det.cls,
             confidence=float(det.score),
@@ -249,7 +307,7 @@ class CavityPipeline:
             apex_trace=float(apex),
             distance_m=distance,
             depth_top_m=float(fit.depth_m),
-            width_m=float(abs(d1 - d0)),
+            width_m=width,
             height_m=None if radius is None else 2.0 * float(radius),
             velocity_m_per_ns=float(fit.velocity_m_per_ns),
             velocity_source=fit.velocity_source,
@@ -267,6 +325,9 @@ class CavityPipeline:
             snippet=window.data,
             box=(det.trace0, det.sample0, det.trace1, det.sample1),
             window_first_trace=window.first_trace,
+            width_source=width_source,
+            fresnel_m=fresnel,
+            radius_sd_m=fit.radius_sd_m,
         )
 
     def _report(self, cavities: list[Cavity]) -> list[dict[str, Any]]:
@@ -287,6 +348,7 @@ class CavityPipeline:
                     self.source,
                     snippet=snippet,
                     line_start=self.line_start,
+                    time_zero_ns=self.calibration.time_zero_ns,
                 )
             )
         return out
@@ -302,6 +364,7 @@ def detect_file(
     if config.gpr is None:
         raise ConfigError("no [gpr] section in the config")
     block = read_gpr(path)
+    require_profile(block)
     detector = detector or build_detector(config.gpr)
     pipe = CavityPipeline(config, block, detector, snippet_dir)
     return pipe.feed(block) + pipe.flush()

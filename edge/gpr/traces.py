@@ -54,6 +54,9 @@ class TraceBlock:
     ``trace_times`` (n_traces,) are UTC epoch seconds where known, else None.
     ``marks`` are the 0-based indices of traces carrying a user mark.
     ``header`` keeps the raw header facts of the source format, JSON-friendly.
+    ``survey_mode`` is ``reflection`` (a common-offset profile, what cavity detection needs)
+    or a gather the header declares: ``cmp`` (common midpoint) or ``warr`` (wide-angle
+    reflection and refraction), where traces differ by antenna separation, not position.
     """
 
     samples: np.ndarray
@@ -70,6 +73,7 @@ class TraceBlock:
     format: str = ""
     source: str = ""
     header: dict[str, Any] = field(default_factory=dict)
+    survey_mode: str = "reflection"
 
     def __post_init__(self) -> None:
         if self.samples.ndim == 2:
@@ -132,6 +136,7 @@ class TraceBlock:
             "range_ns": self.range_ns,
             "time_zero_sample": self.time_zero_sample,
             "antenna_mhz": self.antenna_mhz,
+            "survey_mode": self.survey_mode,
             "trace_spacing_m": self.trace_spacing_m,
             "length_m": None
             if self.distance_m is None

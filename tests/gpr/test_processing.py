@@ -16,7 +16,7 @@ from edge.config.gpr import (
     TimeZeroStep,
 )
 from edge.gpr.bscan import BscanWindower, box_to_profile
-from edge.gpr.dedup import CavityCandidate, deduplicate
+from edge.gpr.dedup import CavityCandidate, SameTarget, deduplicate
 from edge.gpr.formats.readers import read_gpr
 from edge.gpr.positioning import TrackPositioner
 from edge.gpr.processing import ProcessingChain, TraceGeometry
@@ -164,7 +164,7 @@ def test_dedup_overlapping_windows_and_neighbouring_channels():
         _cand(2, 13.00, 0.60, 0.8, (250, 270)),
         _cand(7, 10.00, 0.60, 0.9, (190, 215)),  # far channel: a different void
     ]
-    cavities = deduplicate(cands, distance_m=0.5, depth_m=0.3, channels=1)
+    cavities = deduplicate(cands, SameTarget(distance_m=0.5, depth_m=0.3, channels=1))
     assert len(cavities) == 3
     first = cavities[0] if cavities[0].best.channel != 7 else cavities[1]
     assert first.channels == [2, 3, 4] and first.best.confidence == 0.9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import textwrap
 from pathlib import Path
 
@@ -66,3 +67,27 @@ def gpr_config(tmp_path: Path, source: str, extra: str = "") -> Path:
         + extra
     )
     return path
+
+
+def write_dzt(
+    path: Path,
+    data: np.ndarray,
+    range_ns: float,
+    antenna: str,
+    scans_per_m: float,
+    position_ns: float = 0.0,
+) -> None:
+    """A one-channel 16-bit GSSI DZT of ``data`` ``(samples, traces)`` (scaled to the 16-bit
+    range, offset 32768) with a 1024-byte header: ``rh_data`` 1024, ``rhf_position``
+    ``position_ns``, antenna name ``antenna`` (layout: edge.gpr.formats.dzt)."""
+    head = bytearray(1024)
+    n_samples = data.shape[0]
+    struct.pack_into("<5H", head, 0, 0x00FF, 1024, n_samples, 16, 0)
+    struct.pack_into("<5f", head, 10, 100.0, scans_per_m, 0.0, position_ns, range_ns)
+    struct.pack_into("<H", head, 52, 1)
+    struct.pack_into("<f", head, 54, 9.0)
+    head[98 : 98 + len(antenna)] = antenna.encode("ascii")
+    scale = 30000.0 / max(float(np.abs(data).max()), 1e-12)
+    words = np.clip(np.round(data * scale) + 32768, 0, 65535).astype("<u2")
+    words[:2] = 0  # header words: scan counter, user mark (none)
+    path.write_bytes(bytes(head) + words.T.tobytes())

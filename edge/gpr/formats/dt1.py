@@ -11,10 +11,17 @@ number, 4 position (in POSITION UNITS), 8 number of points, 20 bytes per point
 Positions are converted to metres: ``ft`` (XLINE00 uses a 2 ft step) x 0.3048.
 ``dt = time window / points``. A truncated DT1 gives a warning and its complete
 traces (fixed-size records); a missing or inconsistent HD raises InputError.
+
+Trace times: the trace header's time of day (float 23, s past midnight, taken as UTC) on
+the survey date the HD states (``YYYY-MM-DD`` line). GNSS: the ``.GPS`` sidecar
+(:func:`~edge.gpr.formats.nmea.read_sns_gps`; a bad one is one warning). ``SURVEY MODE``
+``CMP``/``WARR`` marks a gather (:attr:`~edge.gpr.traces.TraceBlock.survey_mode`), which
+cavity detection refuses.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import logging
 from pathlib import Path
@@ -22,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import InputError
+from edge.gpr.formats.nmea import read_sns_gps
 from edge.gpr.traces import (
     TraceBlock,
     header_number,
@@ -57,6 +65,28 @@ def time_of_day_s(headers: np.ndarray) -> np.ndarray:
     taken as UTC); past a midnight within the block, the count goes on past 86400."""
     tod = np.ascontiguousarray(headers).view("<f4")[:, TIME_OF_DAY].astype(float)
     return tod + 86400.0 * np.cumsum(np.r_[0.0, np.diff(tod) < -43200.0])
+
+
+def trace_times(headers: np.ndarray, day: dt.date | None) -> np.ndarray | None:
+    """UTC epoch seconds of each trace from the trace headers' time of day and the HD's
+    survey date; None without a date or when the headers carry no time (all zero)."""
+    if day is None or not len(headers):
+        return None
+    tod = time_of_day_s(headers)
+    if not np.any(tod):
+        return None
+    return calendar.timegm(day.timetuple()) + tod
+
+
+def survey_mode(text: str) -> str:
+    """``reflection`` (a common-offset profile; also when the HD does not say), ``cmp`` or
+    ``warr`` (gathers: one midpoint, growing antenna separation), from ``SURVEY MODE``."""
+    word = text.strip().lower()
+    if "cmp" in word or "common mid" in word:
+        return "cmp"
+    if "warr" in word or "wide angle" in word:
+        return "warr"
+    return "reflection"
 
 
 def read_hd(path: Path) -> dict[str, str]:
@@ -117,13 +147,19 @@ def read_dt1(path: str | Path) -> TraceBlock:
     freq = header_number(hd, "NOMINAL FREQUENCY", hd_path)
     header: dict[str, str | float] = {k.lower(): v for k, v in hd.items()}
     header.update({"bytes_per_point": bytes_per_point, "position_unit_to_m": to_m})
+    day = survey_date(hd_path)
+    gps_path = sibling_file(path, ".gps")
+    gps = [] if gps_path is None else read_sns_gps(gps_path, day)
     return TraceBlock(
         samples=samples[np.newaxis],
         dt_ns=window_ns / n_points,
         time_zero_sample=max(t0, 0.0),
         distance_m=positions - positions[0],
         trace_spacing_m=step,
+        trace_times=trace_times(records[:, :TRACE_HEADER_BYTES], day),
+        gps=[g for g in gps if g.trace < n],
         antenna_mhz=freq,
+        survey_mode=survey_mode(hd.get("SURVEY MODE", "")),
         bits=8 * bytes_per_point,
         format="dt1",
         source=str(path),

@@ -15,7 +15,10 @@ Header fields used (byte offset: name): 0 rh_tag, 2 rh_data, 4 rh_nsamp,
 Time axis: ``dt = range / nsamp``. Time zero: ``rhf_position`` is the time of the
 first sample relative to time zero, so when it is negative time zero sits
 ``-position / dt`` samples into the trace; the processing chain's ``time_zero``
-step can override this.
+step can override this. A position that puts time zero past the end of the trace is the
+file's error: one warning, and time zero is left to the data (:mod:`edge.gpr.directwave`).
+Where the data follows ``rh_nchan`` 1024-byte channel headers (``rh_data >= 1024``), a count
+whose headers are not there is one error naming the field (not a "truncated" warning).
 
 Samples 0 and 1 of every scan are header words, not radar data: sample 0 is a
 scan counter and sample 1 carries the user mark (non-zero where the operator
@@ -135,6 +138,14 @@ def read_header(path: Path, head: bytes, file_size: int) -> DztHeader:
     offset = rh_data * HEADER_BYTES if rh_data < HEADER_BYTES else nchan * HEADER_BYTES
     if offset > file_size:
         raise InputError(f"{path}: truncated inside the header ({file_size} < {offset} bytes)")
+    for k in range(1, nchan if rh_data >= HEADER_BYTES else 1):
+        if len(head) >= (k + 1) * HEADER_BYTES:
+            (other,) = struct.unpack_from("<H", head, k * HEADER_BYTES)
+            if other not in _TAGS and (other & 0x00FF) != 0x00FF:
+                raise InputError(
+                    f"{path}: bad header: rh_nchan {nchan} but no channel header at byte "
+                    f"{k * HEADER_BYTES} (tag 0x{other:04x}): the channel count is corrupt"
+                )
     return DztHeader(
         tag=tag,
         data_offset=offset,
@@ -250,7 +261,7 @@ def read_dzt(path: str | Path) -> TraceBlock:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    h = read_header(path, data[:HEADER_BYTES], len(data))
+    h = read_header(path, data[: HEADER_BYTES * 64], len(data))
     dtype, _ = _WORDS[h.bits]
     body = len(data) - h.data_offset
     n = body // h.scan_bytes
@@ -282,10 +293,18 @@ def read_dzt(path: str | Path) -> TraceBlock:
     trace_times = None
     if h.created is not None and h.scans_per_s > 0:
         trace_times = h.created.timestamp() + np.arange(n) / h.scans_per_s
+    time_zero = max(0.0, -h.position_ns / h.dt_ns) if np.isfinite(h.position_ns) else 0.0
+    if time_zero >= h.n_samples:
+        log.warning(
+            "%s: rhf_position %g ns puts time zero past the end of the %g ns trace: the "
+            "header's time zero is ignored (the data's direct wave sets it)",
+            path, h.position_ns, h.range_ns,
+        )  # fmt: skip
+        time_zero = 0.0
     return TraceBlock(
         samples=samples,
         dt_ns=h.dt_ns,
-        time_zero_sample=max(0.0, -h.position_ns / h.dt_ns),
+        time_zero_sample=time_zero,
         distance_m=distance,
         trace_spacing_m=spacing,
         trace_times=trace_times,

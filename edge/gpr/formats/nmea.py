@@ -15,10 +15,10 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import InputError
 from edge.gpr.traces import GpsFix
 
 log = logging.getLogger(__name__)
@@ -130,43 +130,74 @@ def epoch(date: dt.date | None, seconds_of_day: float | None) -> float | None:
     return calendar.timegm(date.timetuple()) + seconds_of_day
 
 
+#: A DZG line naming the 0-based scan the next sentences belong to: ``$GSSIS,<scan>,...``.
+_DZG_TAG = re.compile(r"^\$GSSIS,([^,]*)")
+#: A Sensors & Software ``.GPS`` line naming the 1-based trace the next sentence belongs to:
+#: ``Trace #12 at position 5.500000``.
+_SNS_TAG = re.compile(r"^Trace\s*#\s*(\S+)", re.IGNORECASE)
+
+
 def read_dzg(path: str | Path, survey_date: dt.date | None = None) -> list[GpsFix]:
     """GNSS fixes of a GSSI DZG file, one per scan that has a usable GGA/RMC sentence.
 
     GGA carries no date: the date comes from an RMC sentence when the file has one,
     else from ``survey_date`` (the DZT header's creation date), else time is None.
     When a scan has both GGA and RMC, GGA wins (it has altitude and fix quality).
+    A sidecar that cannot be read or holds no usable record gives one warning and no
+    fixes: the radar file is read all the same.
     """
-    path = Path(path)
+    return _read_tagged(Path(path), _DZG_TAG, 0, survey_date)
+
+
+def read_sns_gps(path: str | Path, survey_date: dt.date | None = None) -> list[GpsFix]:
+    """GNSS fixes of a Sensors & Software ``.GPS`` sidecar (pulseEKKO, Noggin): lines
+    ``Trace #N at position X`` (N 1-based, as in the DT1 trace headers) each followed by the
+    receiver's GGA/RMC sentence(s) at that trace. Dates and warnings as :func:`read_dzg`."""
+    return _read_tagged(Path(path), _SNS_TAG, 1, survey_date)
+
+
+def _read_tagged(
+    path: Path, tag: re.Pattern[str], first_index: int, survey_date: dt.date | None
+) -> list[GpsFix]:
+    """Fixes of a sidecar whose ``tag`` lines name the trace (numbered from ``first_index``)
+    of the NMEA sentences after them."""
     try:
         text = path.read_text(encoding="ascii", errors="replace")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read GPS file ({exc.strerror or exc})") from None
+        log.warning("%s: GPS sidecar ignored (%s)", path, exc.strerror or exc)
+        return []
     fixes: dict[int, NmeaFix] = {}
     scan: int | None = None
     date = None
-    skipped = 0
+    skipped = lines = 0
     for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
-        if line.startswith("$GSSIS"):
-            parts = line.split(",")
+        lines += 1
+        found = tag.match(line)
+        if found:
             try:
-                scan = int(parts[1])
-            except (IndexError, ValueError):
+                scan = int(float(found.group(1))) - first_index
+            except ValueError:
                 scan = None
                 skipped += 1
             continue
-        fix = parse_sentence(line)
+        kind, fix = read_sentence(line)
         if fix is None:
-            skipped += 1 if line[3:6] in ("GGA", "RMC") else 0
+            skipped += kind in ("garbage", "bad_checksum")
             continue
         if fix.date is not None:
             date = fix.date
-        if scan is not None and (scan not in fixes or fix.kind == "GGA"):
+        if scan is not None and scan >= 0 and (scan not in fixes or fix.kind == "GGA"):
             fixes[scan] = fix
-    if skipped:
+    if lines and not fixes:
+        log.warning(
+            "%s: no usable GPS record in %d line(s) (%d unreadable): GPS ignored, the radar "
+            "data is read as it is",
+            path, lines, skipped,
+        )  # fmt: skip
+    elif skipped:
         log.warning("%s: skipped %d unreadable GPS line(s)", path, skipped)
     date = date or survey_date
     return [
