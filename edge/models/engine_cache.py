@@ -121,6 +121,13 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "unknown"
 
 
+def machine_key(tensorrt: str, onnxruntime: str | None, gpu: str, sm: str) -> str:
+    """``trt10.3.0-ort1.20.1-nvidia-jetson-agx-orin-sm87`` (no ``ort`` part for engines
+    built through the TensorRT API)."""
+    ort = f"-ort{onnxruntime}" if onnxruntime else ""
+    return f"trt{tensorrt}{ort}-{slug(gpu)}-{sm}"
+
+
 @dataclass(frozen=True)
 class EngineKey:
     """Everything an engine depends on. ``onnxruntime`` is the ONNX Runtime release for
@@ -137,9 +144,8 @@ class EngineKey:
 
     @property
     def machine(self) -> str:
-        """The part that changes with the machine: ``trt10.3.0-ort1.20.1-orin-sm87``."""
-        ort = f"-ort{self.onnxruntime}" if self.onnxruntime else ""
-        return f"trt{self.tensorrt}{ort}-{slug(self.gpu)}-{self.sm}"
+        """The part that changes with the machine (:func:`machine_key`)."""
+        return machine_key(self.tensorrt, self.onnxruntime, self.gpu, self.sm)
 
     @property
     def folder_name(self) -> str:
