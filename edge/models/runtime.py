@@ -117,7 +117,8 @@ def tensorrt_options(
 
     The engines live in the key's folder, so any change of model, TensorRT, ONNX Runtime,
     GPU or precision builds a new engine; the timing cache in the machine's timing folder
-    (shared by the models, so a rebuild after a model update is faster). INT8 (a QDQ model,
+    (shared by the models, so a rebuild after a model update is faster; ONNX Runtime before
+    1.17 has no ``trt_timing_cache_path`` and keeps it with the engines). INT8 (a QDQ model,
     explicit quantisation) also enables FP16 on a fast-FP16 GPU for the layers left in
     float. Raises :class:`ModelError` for an INT8 model that is not symmetric signed QDQ.
     """
@@ -138,11 +139,22 @@ def tensorrt_options(
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(folder),
         "trt_timing_cache_enable": True,
-        "trt_timing_cache_path": str(key.timing_folder()),
         "trt_fp16_enable": built == "fp16" or (built == "int8" and gpu.fast_fp16),
         "trt_int8_enable": built == "int8",
     }
+    if _release(ort_version) >= (1, 17):
+        options["trt_timing_cache_path"] = str(key.timing_folder())
     return key, options
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"1.20.1"`` -> ``(1, 20, 1)``; stops at the first part that is not a number."""
+    parts = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
 
 
 def _tensorrt_entry(
@@ -165,7 +177,8 @@ def _tensorrt_entry(
         return None
     folder = key.folder(model_path.name)
     key.write(folder)
-    key.timing_folder().mkdir(parents=True, exist_ok=True)
+    if "trt_timing_cache_path" in options:
+        key.timing_folder().mkdir(parents=True, exist_ok=True)
     log.info("TensorRT engine cache for %s: %s", model_path.name, folder)
     return folder, (TRT, options)
 

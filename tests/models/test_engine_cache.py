@@ -88,6 +88,10 @@ def test_fp32_model_gets_fp16_on_a_fast_fp16_gpu_unless_fp32_is_configured(tmp_p
     assert key_p.precision == "fp32" and not opts["trt_fp16_enable"]
     key16, opts = tensorrt_options(model, manifest("fp16"), "fp32", ORIN, "10.3.0", "1.20.1")
     assert key16.precision == "fp16" and opts["trt_fp16_enable"]  # the file is FP16
+    # ONNX Runtime 1.16 (JetPack 5's wheels) refuses trt_timing_cache_path; it then keeps
+    # the timing cache with the engines.
+    _, opts = tensorrt_options(model, manifest(), "auto", ORIN, "8.5.2", "1.16.3")
+    assert "trt_timing_cache_path" not in opts and opts["trt_timing_cache_enable"]
 
 
 def test_int8_goes_to_tensorrt_only_as_symmetric_signed_qdq(tmp_path, monkeypatch):
