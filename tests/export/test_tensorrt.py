@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -33,11 +34,21 @@ EXPLICIT_BATCH, STRONGLY_TYPED = 1 << 0, 1 << 1
 
 
 def tiny_model(path: Path) -> Path:
-    """Conv 3x3 (3 -> 8) + ReLU + Conv 1x1 (8 -> 1), fixed random weights, with manifest."""
+    """Conv 3x3 (3 -> 8) + ReLU + Conv 1x1 (8 -> 1), with manifest: a water detector by hand.
+
+    Feature 0 is blue minus red at the centre tap, feature 1 red minus blue; the logit is
+    2 x (feature 0 - feature 1), plus small random weights everywhere (so every weight
+    matters to the quantiser): water where blue exceeds red.
+    """
     rng = np.random.default_rng(7)
-    w1 = numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w1")
-    b1 = numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), "b1")
-    w2 = numpy_helper.from_array(rng.normal(0, 0.3, (1, 8, 1, 1)).astype(np.float32), "w2")
+    k1 = rng.normal(0, 0.05, (8, 3, 3, 3)).astype(np.float32)
+    k1[0, :, 1, 1] += [-1, 0, 1]  # RGB: blue - red
+    k1[1, :, 1, 1] += [1, 0, -1]
+    k2 = rng.normal(0, 0.05, (1, 8, 1, 1)).astype(np.float32)
+    k2[0, :2, 0, 0] += [2, -2]
+    w1 = numpy_helper.from_array(k1, "w1")
+    b1 = numpy_helper.from_array(rng.normal(0, 0.05, 8).astype(np.float32), "b1")
+    w2 = numpy_helper.from_array(k2, "w2")
     graph = helper.make_graph(
         [
             helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
@@ -73,7 +84,25 @@ def fp32(tmp_path_factory) -> Path:
     rng = np.random.default_rng(1)
     for i in range(60):  # raw 0..255 pixels, as the images would be
         np.save(calib / f"w{i:02d}.npy", rng.uniform(0, 255, (3, 16, 20)).astype(np.float32))
-    return tiny_model(root / "tiny.onnx")
+    model = tiny_model(root / "tiny.onnx")
+    # Held-out set for the accuracy gate: sea left of a shoreline, sand right of it, the
+    # "truth" being what the FP32 model calls water (so FP32 scores IoU 1 and the gate
+    # measures what quantisation changes).
+    heldout = root / "heldout"
+    (heldout / "images").mkdir(parents=True)
+    (heldout / "masks").mkdir()
+    session = ort.InferenceSession(str(model))
+    norm = load_manifest(model).normalisation
+    for i in range(6):
+        shore = rng.integers(5, 15)
+        raw = np.empty((3, 16, 20), np.float32)
+        raw[:, :, :shore] = np.array([40, 90, 120])[:, None, None]  # RGB sea
+        raw[:, :, shore:] = np.array([190, 170, 130])[:, None, None]  # RGB sand
+        raw += rng.normal(0, 10, raw.shape).astype(np.float32)
+        np.save(heldout / "images" / f"h{i}.npy", raw)
+        logits = session.run(None, {"image": norm.apply(raw)[None]})[0][0, 0]
+        cv2.imwrite(str(heldout / "masks" / f"h{i}.png"), (logits > 0).astype(np.uint8) * 255)
+    return model
 
 
 def quantised(fp32: Path, tmp_path: Path, variant: str) -> Path:
@@ -94,7 +123,7 @@ def zero_points(path: Path) -> list[onnx.TensorProto]:
 
 def test_qdq_format_writes_signed_int8_with_every_zero_point_zero(fp32, capsys):
     rc = main(["export", "quantize", str(fp32), "--calibration", str(fp32.parent / "calib"),
-               "--format", "qdq"])  # fmt: skip
+               "--format", "qdq", "--data", str(fp32.parent / "heldout")])  # fmt: skip
     assert rc == 0, capsys.readouterr()
     int8 = variant_path(fp32, "int8")
     zps = zero_points(int8)
@@ -105,6 +134,11 @@ def test_qdq_format_writes_signed_int8_with_every_zero_point_zero(fp32, capsys):
     assert check_tensorrt_int8(int8) == len(zps)
     q = load_manifest(int8).quantisation
     assert q is not None and q.chosen == "qdq_symmetric" and q.tensorrt_ready
+    # The accuracy gate ran on this QDQ file against FP32, on the 6 held-out windows.
+    gate = load_manifest(int8).accuracy_gate
+    assert gate is not None and gate.reference == "tiny.onnx" and gate.samples == 6
+    # FP32 is the truth here (IoU 1); INT8 keeps it within the default 0.01 IoU.
+    assert gate.reference_metrics["iou"] == 1.0 and gate.passed
     # Symmetric INT8 still computes the same function: on fresh inputs the INT8 logits
     # follow FP32's to within a few percent of their spread (8-bit steps on 2 layers).
     x = np.random.default_rng(9).uniform(-2, 2, (4, 3, 16, 20)).astype(np.float32)
