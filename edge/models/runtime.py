@@ -12,8 +12,8 @@ accuracy gate passed on this kind of device, else FP32.
 
 On a GPU the station runs TensorRT through ONNX Runtime's TensorRT execution provider
 (:func:`tensorrt_options`): engines cached per :class:`~edge.models.engine_cache.EngineKey`
-(model sha256, TensorRT, ONNX Runtime, GPU and compute capability, precision) with the
-timing cache beside them; an FP32 model is built with FP16 enabled on a GPU with fast FP16
+(model sha256, TensorRT, ONNX Runtime, GPU and compute capability, precision), a timing
+cache per machine; an FP32 model is built with FP16 enabled on a GPU with fast FP16
 unless ``precision = "fp32"``; an INT8 model goes to TensorRT only when it is symmetric
 signed QDQ (:attr:`~edge.models.manifest.Quantisation.tensorrt_ready`).
 """
