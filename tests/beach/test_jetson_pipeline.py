@@ -16,8 +16,10 @@ import cv2
 import pytest
 
 from edge.beach.capture import Capture
+from edge.beach.site import BeachStation
+from edge.config import load_config, with_changes
 from edge.config.cameras import source_kind
-from edge.errors import InputError
+from edge.errors import ConfigError, InputError
 
 CONFIG = Path(__file__).resolve().parents[2] / "firmware_config" / "beach_station.toml"
 
@@ -38,9 +40,15 @@ def test_the_documented_pipeline_decodes_on_nvdec_and_keeps_the_newest_frame():
     assert pipeline.split(" ! ")[-2] == "video/x-raw,format=BGR"  # what OpenCV reads
 
 
-def test_without_gstreamer_the_capture_refuses_it_naming_the_fix():
+def test_without_gstreamer_the_station_refuses_it_at_start_naming_the_fix():
     if cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
         pytest.skip("this OpenCV has GStreamer")
     with pytest.raises(InputError, match="has no GStreamer backend") as refused:
         Capture(documented_pipeline(), name="c1")
     assert "\n" not in str(refused.value) and "JetPack" in str(refused.value)
+    # The station does not wait for its first window to find out: it stops at start.
+    config = load_config(CONFIG)
+    camera = {**config.cameras[0].model_dump(), "source": documented_pipeline()}
+    with pytest.raises(ConfigError, match="'c1': source is a GStreamer pipeline") as stopped:
+        BeachStation(with_changes(config, cameras=[camera]), lambda kind, message: None)
+    assert "\n" not in str(stopped.value) and "install.sh" in str(stopped.value)
