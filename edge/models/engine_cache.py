@@ -75,15 +75,19 @@ def cuda_gpu(index: int = 0) -> Gpu | None:
     except OSError:
         return None
     device = ctypes.c_int()
-    if cuda.cuInit(0) != 0 or cuda.cuDeviceGet(ctypes.byref(device), index) != 0:
-        return None
     name = ctypes.create_string_buffer(256)
     major, minor = ctypes.c_int(), ctypes.c_int()
-    if (
-        cuda.cuDeviceGetName(name, len(name), device) != 0
-        or cuda.cuDeviceGetAttribute(ctypes.byref(major), _CC_MAJOR, device) != 0
-        or cuda.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, device) != 0
-    ):
+    try:
+        found = (
+            cuda.cuInit(0) == 0
+            and cuda.cuDeviceGet(ctypes.byref(device), index) == 0
+            and cuda.cuDeviceGetName(name, len(name), device) == 0
+            and cuda.cuDeviceGetAttribute(ctypes.byref(major), _CC_MAJOR, device) == 0
+            and cuda.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, device) == 0
+        )
+    except AttributeError:  # a library without the driver API
+        return None
+    if not found:
         return None
     return Gpu(name.value.decode(errors="replace").strip(), (major.value, minor.value))
 
@@ -104,11 +108,11 @@ def tensorrt_version() -> str | None:
     provider loads), else the ``tensorrt`` Python module; None when neither exists."""
     for soname in ("libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so"):
         try:
-            lib = ctypes.CDLL(soname)
-        except OSError:
+            version = ctypes.CDLL(soname).getInferLibVersion
+        except (OSError, AttributeError):
             continue
-        lib.getInferLibVersion.restype = ctypes.c_int32
-        return decode_infer_lib_version(int(lib.getInferLibVersion()))
+        version.restype = ctypes.c_int32
+        return decode_infer_lib_version(int(version()))
     try:
         module = importlib.import_module("tensorrt")
     except ImportError:

@@ -9,7 +9,11 @@ here: the GPUs below are named, as the CUDA driver would report them.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,7 @@ from edge.models.engine_cache import (
 )
 from edge.models.manifest import Manifest, OutputSpec, Quantisation
 from edge.models.runtime import _tensorrt_entry, tensorrt_options
+from tests.helpers.fake_gpu_libs import build
 
 ORIN = Gpu("NVIDIA Jetson AGX Orin", (8, 7))
 XAVIER = Gpu("NVIDIA Jetson AGX Xavier", (7, 2))
@@ -147,3 +152,66 @@ def test_cache_entries_and_doctor_tell_this_machines_engines_from_stale_ones(tmp
     assert str(before_upgrade.folder("unet.onnx", tmp_path)) in found.fix
     absent = engine_cache_finding(tmp_path, None, "1.20.1", None)
     assert absent.state == "note" and "no TensorRT here" in absent.found
+
+
+@pytest.mark.parametrize(
+    ("nvinfer", "expected"),
+    [
+        (("libnvinfer.so.8", 8602), "8.6.2"),
+        (("libnvinfer.so.10", 100300), "10.3.0"),
+        (None, "None"),
+    ],
+)
+def test_gpu_and_tensorrt_release_are_read_from_the_driver_and_libnvinfer(
+    tmp_path, nvinfer, expected
+):
+    # A Jetson AGX Orin's driver and JetPack 6.0's / 6.1's TensorRT, as compiled stand-ins.
+    libs = build(tmp_path / "lib", "Orin (nvgpu)", (8, 7), nvinfer)
+    probe = (
+        "from edge.models.engine_cache import cuda_gpu, tensorrt_version\n"
+        "print(cuda_gpu()); print(tensorrt_version())\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "LD_LIBRARY_PATH": str(libs)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    gpu, version = run.stdout.splitlines()
+    assert gpu == "Gpu(name='Orin (nvgpu)', compute_capability=(8, 7))"
+    assert version == expected
+
+
+def test_on_a_jetson_the_model_gets_its_keyed_folder_and_doctor_sees_it(tmp_path):
+    # The station's start on JetPack 6.1 (TensorRT 10.3, stand-in libraries): the U-Net's
+    # TensorRT entry is FP16 in its key's folder, and doctor finds that folder current.
+    libs = build(tmp_path / "lib", "Orin (nvgpu)", (8, 7), ("libnvinfer.so.10", 100300))
+    probe = (
+        "import json, onnxruntime\n"
+        "from pathlib import Path\n"
+        "from edge.commands.doctor import _engine_cache\n"
+        "from edge.models.runtime import MODELS_DIR, _tensorrt_entry\n"
+        "from edge.models.manifest import load_manifest\n"
+        "path = MODELS_DIR / 'unet.onnx'\n"
+        "folder, (name, options) = _tensorrt_entry(path, load_manifest(path), 'auto')\n"
+        "print(json.dumps([str(folder), name, options, onnxruntime.__version__]))\n"
+        "print(_engine_cache())\n"
+    )
+    cache = tmp_path / "cache"
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "LD_LIBRARY_PATH": str(libs), "GEOEDGE_TRT_CACHE": str(cache)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    entry, finding = run.stdout.splitlines()
+    folder, name, options, ort_version = json.loads(entry)
+    key = EngineKey.read(Path(folder))
+    assert key is not None and Path(folder) == key.folder("unet.onnx", cache)
+    assert (key.tensorrt, key.onnxruntime, key.sm, key.precision) == (
+        "10.3.0",
+        ort_version,
+        "sm87",
+        "fp16",
+    )
+    assert name == "TensorrtExecutionProvider" and options["trt_fp16_enable"] is True
+    assert options["trt_timing_cache_path"] == str(key.timing_folder(cache))
+    assert "state='ok'" in finding and f"key {key.machine}: 0 model(s)" in finding
