@@ -45,6 +45,10 @@ DEFAULT_PROVIDERS = (
 )
 GPU_PROVIDERS = frozenset({"TensorrtExecutionProvider", "CUDAExecutionProvider"})
 TRT = "TensorrtExecutionProvider"
+#: Largest batch of a TensorRT engine's optimisation profile (batch 1 to this); a larger
+#: batch is run in pieces. Without a fixed profile ONNX Runtime would rebuild the engine
+#: (minutes on a Jetson) each time a batch exceeded the largest seen so far.
+TRT_MAX_BATCH = 8
 
 
 def available_providers(wanted: list[str] | tuple[str, ...] | None = None) -> list[str]:
@@ -118,9 +122,11 @@ def tensorrt_options(
     The engines live in the key's folder, so any change of model, TensorRT, ONNX Runtime,
     GPU or precision builds a new engine; the timing cache in the machine's timing folder
     (shared by the models, so a rebuild after a model update is faster; ONNX Runtime before
-    1.17 has no ``trt_timing_cache_path`` and keeps it with the engines). INT8 (a QDQ model,
-    explicit quantisation) also enables FP16 on a fast-FP16 GPU for the layers left in
-    float. Raises :class:`ModelError` for an INT8 model that is not symmetric signed QDQ.
+    1.17 has no ``trt_timing_cache_path`` and keeps it with the engines). A dynamic batch
+    axis gets an explicit profile of 1 to :data:`TRT_MAX_BATCH` (the engine is then built
+    when the session is created). INT8 (a QDQ model, explicit quantisation) also enables
+    FP16 on a fast-FP16 GPU for the layers left in float. Raises :class:`ModelError` for an
+    INT8 model that is not symmetric signed QDQ.
     """
     q = manifest.quantisation
     if manifest.precision == "int8" and not (q and q.tensorrt_ready):
@@ -144,6 +150,16 @@ def tensorrt_options(
     }
     if _release(ort_version) >= (1, 17):
         options["trt_timing_cache_path"] = str(key.timing_folder())
+    if manifest.input_shape[0] is None:  # dynamic batch: one profile, 1 .. TRT_MAX_BATCH
+        one, most = (
+            f"{manifest.input_name}:" + "x".join(str(d) for d in (batch, *manifest.sample_shape()))
+            for batch in (1, TRT_MAX_BATCH)
+        )
+        options |= {
+            "trt_profile_min_shapes": one,
+            "trt_profile_opt_shapes": one,
+            "trt_profile_max_shapes": most,
+        }
     return key, options
 
 
@@ -190,7 +206,9 @@ class OnnxModel:
     CUDA, CPU); ``threads`` is the intra-op thread count; ``precision`` the configured
     precision (``auto``, ``fp32``, ``fp16``, ``int8``), which decides whether TensorRT builds
     an FP32 model with FP16 enabled (:func:`tensorrt_precision`). ``.providers`` holds the
-    providers the session actually uses; ``.engine_dir`` the TensorRT engine folder, or None.
+    providers the session actually uses; ``.engine_dir`` the TensorRT engine folder, or None;
+    ``.max_batch`` the largest batch one session run takes (:data:`TRT_MAX_BATCH` on
+    TensorRT with a dynamic batch axis, else None: any).
     """
 
     def __init__(
@@ -232,6 +250,8 @@ class OnnxModel:
         self.providers: list[str] = self._session.get_providers()
         # With a dynamic input shape the TensorRT EP builds its engine at the first run.
         self._first_run_engine_dir = self.engine_dir if TRT in self.providers else None
+        dynamic = self.manifest.input_shape[0] is None
+        self.max_batch = TRT_MAX_BATCH if TRT in self.providers and dynamic else None
         self.input_name = self._session.get_inputs()[0].name
         self.output_names = [o.name for o in self._session.get_outputs()]
         if self.input_name != self.manifest.input_name:
@@ -254,7 +274,10 @@ class OnnxModel:
         return int(h or 0), int(w or 0)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        """Run a float32 ``N x C x H x W`` batch, already normalised; returns all outputs."""
+        """Run a float32 ``N x C x H x W`` batch, already normalised; returns all outputs.
+
+        A batch larger than ``max_batch`` runs in pieces, its outputs joined along the batch.
+        """
         x = np.ascontiguousarray(x, dtype=np.float32)
         expected = self.manifest.input_shape
         if x.ndim != len(expected) or any(
@@ -264,6 +287,9 @@ class OnnxModel:
                 f"model {self.path.name} expects input shape {expected} (None = any), "
                 f"got {list(x.shape)}"
             )
+        if self.max_batch is not None and len(x) > self.max_batch:
+            pieces = [self.run(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
+            return [np.concatenate(outs) for outs in zip(*pieces, strict=True)]
         if self._first_run_engine_dir is None:
             return self._session.run(None, {self.input_name: x})
         with trt_engine_build(self.providers, self._first_run_engine_dir):

@@ -46,7 +46,7 @@ from edge.models.engine_cache import (
     decode_infer_lib_version,
 )
 from edge.models.manifest import Manifest, load_manifest
-from edge.models.runtime import tensorrt_precision
+from edge.models.runtime import TRT_MAX_BATCH, tensorrt_precision
 from export.convert.quantize import check_tensorrt_int8
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def _shape(manifest: Manifest, batch: int) -> tuple[int, ...]:
 def build_engine(
     onnx_path: Path,
     cache_dir: Path | None = None,
-    max_batch: int = 8,
+    max_batch: int = TRT_MAX_BATCH,
     workspace_mb: int = 1024,
     precision: str = "auto",
     gpu: Gpu | None = None,

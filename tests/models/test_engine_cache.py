@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.commands.doctor import engine_cache_finding
@@ -29,7 +30,7 @@ from edge.models.engine_cache import (
     tensorrt_version,
 )
 from edge.models.manifest import Manifest, OutputSpec, Quantisation
-from edge.models.runtime import _tensorrt_entry, tensorrt_options
+from edge.models.runtime import MODELS_DIR, OnnxModel, _tensorrt_entry, tensorrt_options
 from tests.helpers.fake_gpu_libs import build
 
 ORIN = Gpu("NVIDIA Jetson AGX Orin", (8, 7))
@@ -86,6 +87,11 @@ def test_fp32_model_gets_fp16_on_a_fast_fp16_gpu_unless_fp32_is_configured(tmp_p
     # The timing cache is the machine's, shared by its models.
     machine = "trt10.3.0-ort1.20.1-nvidia-jetson-agx-orin-sm87"
     assert opts["trt_timing_cache_path"] == str(tmp_path / "timing" / machine)
+    # Dynamic batch: one fixed profile, so a larger batch never triggers a rebuild.
+    assert (opts["trt_profile_min_shapes"], opts["trt_profile_max_shapes"]) == (
+        "image:1x3x16x20",
+        "image:8x3x16x20",
+    )
     key32, opts = tensorrt_options(model, manifest(), "fp32", ORIN, "10.3.0", "1.20.1")
     assert key32.precision == "fp32" and not opts["trt_fp16_enable"]
     assert key32.folder_name != key.folder_name
@@ -215,3 +221,15 @@ def test_on_a_jetson_the_model_gets_its_keyed_folder_and_doctor_sees_it(tmp_path
     assert name == "TensorrtExecutionProvider" and options["trt_fp16_enable"] is True
     assert options["trt_timing_cache_path"] == str(key.timing_folder(cache))
     assert "state='ok'" in finding and f"key {key.machine}: 0 model(s)" in finding
+
+
+def test_a_batch_larger_than_the_engine_profile_runs_in_pieces_with_the_same_outputs():
+    # The shipped U-Net on the CPU, told it runs on a TensorRT engine of at most 2 per batch.
+    whole = OnnxModel(MODELS_DIR / "unet.onnx", ["CPUExecutionProvider"])
+    assert whole.max_batch is None  # no TensorRT: any batch
+    pieces = OnnxModel(MODELS_DIR / "unet.onnx", ["CPUExecutionProvider"])
+    pieces.max_batch = 2
+    x = np.random.default_rng(3).normal(0, 1, (5, 3, 256, 320)).astype(np.float32)
+    expected, got = whole.run(x), pieces.run(x)
+    assert [o.shape for o in got] == [o.shape for o in expected] and got[0].shape[0] == 5
+    assert all(np.allclose(g, e, atol=1e-4) for g, e in zip(got, expected, strict=True))
