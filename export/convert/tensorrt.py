@@ -113,6 +113,10 @@ def build_engine(
     ``fp32``, ``fp16``, ``int8``). Raises :class:`ModelError` (one line) when TensorRT or
     the GPU is absent, the model is INT8 but not TensorRT's, or the build fails.
     """
+    onnx_path = Path(onnx_path)
+    manifest = load_manifest(onnx_path)
+    if manifest.precision == "int8":  # checked first: this needs no TensorRT
+        check_tensorrt_int8(onnx_path)
     try:
         import tensorrt as trt
     except ImportError:
@@ -120,10 +124,6 @@ def build_engine(
     trtexec = shutil.which("trtexec") or ""
     if trt is None and not trtexec:
         raise ModelError(ABSENT)
-    onnx_path = Path(onnx_path)
-    manifest = load_manifest(onnx_path)
-    if manifest.precision == "int8":
-        check_tensorrt_int8(onnx_path)
     gpu = gpu or cuda_gpu()
     if gpu is None:
         raise ModelError(NO_GPU)
