@@ -5,9 +5,11 @@ are imported inside the handlers, so ``geoedge export --help`` works on a device
 PyTorch, and a command that needs torch there says so in one line.
 
 - ``onnx CHECKPOINT --out MODEL.onnx``: export, check, simplify, parity, manifest;
-- ``quantize MODEL.onnx --calibration DIR [--data HELDOUT]``: static INT8 (QDQ), variants timed;
+- ``quantize MODEL.onnx --calibration DIR [--data HELDOUT] [--format qdq|cpu]``: static INT8;
+  ``qdq`` symmetric signed QDQ for TensorRT, ``cpu`` (default) the fastest recipe on this CPU;
 - ``fp16 MODEL.onnx``: FP16 weights, FP32 inputs/outputs;
-- ``tensorrt MODEL.{fp16,int8}.onnx``: cached TensorRT engine (needs TensorRT);
+- ``tensorrt MODEL.onnx``: TensorRT engine on the target, keyed and cached like the station's
+  (needs TensorRT and a GPU);
 - ``verify MODEL.onnx --data HELDOUT``: accuracy gate of each precision against FP32;
 - ``train-unet`` / ``train-detector``: added by ``export.train.unet`` / ``export.train.detector``
   through their ``register(subparsers)``.
@@ -45,16 +47,22 @@ def register_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
     p.set_defaults(handler=_onnx)
 
-    p = sub.add_parser("quantize", help="static INT8 (QDQ) from calibration images")
+    p = sub.add_parser("quantize", help="static INT8 from calibration images")
     p.add_argument("model", type=Path, help="the FP32 .onnx")
     p.add_argument("--calibration", type=Path, required=True, help="images or .npy windows")
     p.add_argument("--data", type=Path, help="held-out set: only passing variants are kept")
     p.add_argument("--out", type=Path, help="default <name>.int8.onnx")
     p.add_argument(
+        "--format",
+        choices=("qdq", "cpu"),
+        default="cpu",
+        help="qdq: symmetric signed-INT8 QDQ, zero points 0 (what TensorRT takes); "
+        "cpu (default): the fastest of the CPU recipes qdq_u8s8, qdq_s8s8, qoperator_u8s8",
+    )
+    p.add_argument(
         "--variants",
         nargs="+",
-        default=["qdq_u8s8", "qdq_s8s8", "qoperator_u8s8"],
-        help="INT8 recipes to build and time (default all three)",
+        help="INT8 recipes to build and time (default: those of --format)",
     )
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for timing")
     p.set_defaults(handler=_quantize)
@@ -64,10 +72,18 @@ def register_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="default <name>.fp16.onnx")
     p.set_defaults(handler=_fp16)
 
-    p = sub.add_parser("tensorrt", help="TensorRT engine from the FP16 or QDQ INT8 ONNX")
-    p.add_argument("model", type=Path, help="<name>.fp16.onnx or <name>.int8.onnx")
+    p = sub.add_parser(
+        "tensorrt", help="TensorRT engine on this GPU (checks the model; keyed like the station's)"
+    )
+    p.add_argument("model", type=Path, help="<name>.onnx, .fp16.onnx or symmetric-QDQ .int8.onnx")
     p.add_argument("--cache", type=Path, help="engine cache dir (default $GEOEDGE_TRT_CACHE)")
     p.add_argument("--max-batch", type=int, default=8, help="largest batch of the engine profile")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16"),
+        default="auto",
+        help="for an FP32 model: auto/fp16 build with FP16 on a fast-FP16 GPU, fp32 does not",
+    )
     p.set_defaults(handler=_tensorrt)
 
     p = sub.add_parser("verify", help="accuracy gate: each precision against FP32")
@@ -113,13 +129,13 @@ def _onnx(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from export.convert.quantize import quantize
+    from export.convert.quantize import FORMATS, quantize
 
     manifest = quantize(
         args.model,
         args.calibration,
         out_path=args.out,
-        variants=tuple(args.variants),
+        variants=tuple(args.variants or FORMATS[args.format]),
         heldout_dir=args.data,
         threads=args.threads,
     )
@@ -144,7 +160,7 @@ def _fp16(args: argparse.Namespace) -> int:
 def _tensorrt(args: argparse.Namespace) -> int:
     from export.convert.tensorrt import build_engine
 
-    print(build_engine(args.model, args.cache, args.max_batch))
+    print(build_engine(args.model, args.cache, args.max_batch, precision=args.precision))
     return 0
 
 

@@ -59,9 +59,10 @@ from edge.beach.shoreline.tide import TideSource
 from edge.beach.shoreline.waves import WaveSource
 from edge.beach.waterline.analysis import BeachAnalyser
 from edge.config import StationConfig
+from edge.config.cameras import source_kind
 from edge.config.collection import CollectionSection
 from edge.config.quality import QualitySection
-from edge.errors import GeoEdgeError
+from edge.errors import ConfigError, GeoEdgeError
 from edge.station.disk_space import DiskSpace, NoSpaceError
 from edge.station.messages import envelope, utc_iso
 from edge.station.site import Emit, Subscribe
@@ -197,6 +198,20 @@ def collect_window(
     return result, leftover
 
 
+def _require_gstreamer(config: StationConfig) -> None:
+    """A GStreamer pipeline ``source`` with an OpenCV built without GStreamer stops the start
+    (:class:`ConfigError`, one line naming the fix), instead of failing at every window."""
+    for cam in config.cameras:
+        if source_kind(cam.source) == "gstreamer" and not cv2.videoio_registry.hasBackend(
+            cv2.CAP_GSTREAMER
+        ):
+            raise ConfigError(
+                f"cameras {cam.name!r}: source is a GStreamer pipeline but OpenCV "
+                f"{cv2.__version__} has no GStreamer backend: on a Jetson install with "
+                "systemd/install.sh (a venv that sees JetPack's OpenCV); see 'geoedge doctor'"
+            )
+
+
 class BeachStation:
     """The daemon's beach-station site.
 
@@ -210,6 +225,7 @@ class BeachStation:
     """
 
     def __init__(self, config: StationConfig, emit: Emit, analyse: Analyse | None = None) -> None:
+        _require_gstreamer(config)
         self.config = config
         self.emit = emit
         self.analyse = analyse

@@ -2,7 +2,8 @@
 
 One line per piece the station depends on: Python, numpy, the OpenCV build (FFmpeg for files
 and RTSP, GStreamer for the Jetson's hardware decoder), ONNX Runtime and its execution
-providers, TensorRT, the GPU and CUDA, free disk, the broker of a config, the clock. Each is
+providers, TensorRT, the GPU and CUDA, the TensorRT engine cache (where, this machine's key,
+whether the cached engines match it), free disk, the broker of a config, the clock. Each is
 ``ok``, ``missing`` or ``note`` with what to do about it. Exit 0: a report, even of missing
 pieces (this is a diagnosis, not a gate).
 """
@@ -20,6 +21,10 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.models.engine_cache import Gpu
 
 #: A Jetson announces itself here (L4T release).
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
@@ -67,6 +72,7 @@ def diagnose(config: Path | None = None) -> list[Finding]:
         _onnxruntime(jetson),
         _tensorrt(jetson),
         _gpu(),
+        _engine_cache(),
         _clock(),
     ]
     if config is not None:
@@ -167,6 +173,42 @@ def _gpu() -> Finding:
     if run.returncode != 0:
         return Finding("gpu", "missing", "nvidia-smi fails", run.stderr.strip()[:120])
     return Finding("gpu", "ok", run.stdout.strip().replace("\n", "; "))
+
+
+def _engine_cache() -> Finding:
+    from edge.models.engine_cache import cache_root, cuda_gpu, tensorrt_version
+
+    try:
+        import onnxruntime
+    except ImportError:
+        ort_version = None
+    else:
+        ort_version = str(onnxruntime.__version__)
+    return engine_cache_finding(cache_root(), tensorrt_version(), ort_version, cuda_gpu())
+
+
+def engine_cache_finding(
+    root: Path, tensorrt: str | None, onnxruntime: str | None, gpu: Gpu | None
+) -> Finding:
+    """Where TensorRT engines are cached, this machine's part of their key, and how many
+    cached engine folders match it (the others are never loaded: stale after a JetPack
+    upgrade, or from another GPU)."""
+    from edge.models.engine_cache import cache_entries, machine_key
+
+    if tensorrt is None or gpu is None:
+        missing = "no TensorRT" if tensorrt is None else "no CUDA GPU"
+        fix = "engines are built on first start on a GPU with TensorRT (JetPack)"
+        return Finding("engine cache", "note", f"{root} ({missing} here: not used)", fix)
+    key = machine_key(tensorrt, onnxruntime, gpu.name, gpu.sm)
+    entries = cache_entries(tensorrt, onnxruntime, gpu, root)
+    stale = [e for e in entries if not e.matches]
+    built = sum(1 for e in entries if e.matches and e.engines)
+    found = f"{root}, key {key}: {built} model(s) with an engine for this machine"
+    if not stale:
+        return Finding("engine cache", "ok", found)
+    found += f", {len(stale)} stale folder(s) (other TensorRT, ONNX Runtime or GPU)"
+    fix = f"never loaded; free the disk with: rm -r {' '.join(str(e.folder) for e in stale[:3])}"
+    return Finding("engine cache", "note", found, fix + (" ..." if len(stale) > 3 else ""))
 
 
 def _clock() -> Finding:

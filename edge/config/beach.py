@@ -45,7 +45,10 @@ class SegmentationSection(Section):
     ``model`` is ``"default"`` (the shipped U-Net) or the path of an ``.onnx`` file (relative
     to the config file, checked at load) with its manifest beside it. ``providers`` are ONNX
     Runtime execution providers in order of preference; missing ones are skipped with a log
-    line. ``method``
+    line. ``precision``: ``fp32``/``int8``/``fp16`` pick that model variant; ``auto`` the
+    fastest one whose accuracy gate passed on this kind of device. With TensorRT, an FP32
+    model is built with FP16 enabled on a fast-FP16 GPU unless ``precision = "fp32"``, and
+    an INT8 one only when it is symmetric signed QDQ. ``method``
     ``"unet"`` uses the model and reports the colour method as a cross-check;
     ``"colour"`` uses Colour Channel Divergence (red minus blue, Otsu threshold).
     ``refine`` ``"guided"`` snaps the U-Net's boundary to the image's own edges at full

@@ -137,10 +137,11 @@ class WindowsSection(Section):
 
 class DetectorSection(Section):
     """The cavity detector: ``model`` "default" (shipped) or the path of an .onnx file (relative
-    to the config file, checked at load)."""
+    to the config file, checked at load). ``precision`` as ``[segmentation] precision``."""
 
     model: ModelSpec = "default"
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    precision: Literal["auto", "fp32", "int8", "fp16"] = "auto"
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
 
 

@@ -169,7 +169,7 @@ class CavityDetector:
         from edge.models.runtime import OnnxModel, resolve_model
 
         path = resolve_model(str(model), "detector", precision, providers)
-        self.model = OnnxModel(path, providers, threads)
+        self.model = OnnxModel(path, providers, threads, precision)
         manifest = self.model.manifest
         if manifest.task != "detection":
             raise ModelError(f"model {path} is a {manifest.task} model, not a detector")

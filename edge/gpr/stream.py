@@ -50,7 +50,10 @@ class WindowDetector(Protocol):
 def build_detector(gpr: GprSection) -> CavityDetector:
     """The configured :class:`~edge.gpr.detector.CavityDetector` (ModelError if unusable)."""
     return CavityDetector(
-        gpr.detector.model, gpr.detector.providers, score_threshold=gpr.detector.threshold
+        gpr.detector.model,
+        gpr.detector.providers,
+        precision=gpr.detector.precision,
+        score_threshold=gpr.detector.threshold,
     )
 
 

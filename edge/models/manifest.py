@@ -90,13 +90,16 @@ class Quantisation:
     """How an INT8 model was made and what was measured to choose its variant.
 
     ``measurements`` maps a variant (``"qdq_u8s8"``, ``"qdq_s8s8"``, ``"qoperator_u8s8"``,
-    ``"fp32"``) to its latency in ms on ``measured_on`` with ``threads`` intra-op threads.
+    ``"qdq_symmetric"``, ``"fp32"``) to its latency in ms on ``measured_on`` with ``threads``
+    intra-op threads. ``symmetric``: activation and weight ranges symmetric about zero, so
+    every zero point is 0 (what TensorRT needs, with signed INT8 and the QDQ format).
     """
 
     format: str = "QDQ"
     activation_type: str = "QUInt8"
     weight_type: str = "QInt8"
     per_channel: bool = True
+    symmetric: bool = False
     calibration_method: str = "MinMax"
     calibration_samples: int = 0
     calibration_source: str = ""
@@ -104,6 +107,17 @@ class Quantisation:
     measured_on: str = ""
     threads: int = 2
     chosen: str = ""
+
+    @property
+    def tensorrt_ready(self) -> bool:
+        """QDQ, signed INT8 activations and weights, symmetric (zero point 0): what TensorRT's
+        explicit quantisation takes."""
+        return (
+            self.format == "QDQ"
+            and self.activation_type == "QInt8"
+            and self.weight_type == "QInt8"
+            and self.symmetric
+        )
 
 
 @dataclass

@@ -9,12 +9,18 @@ Precision variants of a model sit side by side: ``unet.onnx`` (FP32),
 ``unet.int8.onnx``, ``unet.fp16.onnx``, each with its own manifest.
 :func:`resolve_model` picks one; ``"auto"`` takes the fastest variant whose
 accuracy gate passed on this kind of device, else FP32.
+
+On a GPU the station runs TensorRT through ONNX Runtime's TensorRT execution provider
+(:func:`tensorrt_options`): engines cached per :class:`~edge.models.engine_cache.EngineKey`
+(model sha256, TensorRT, ONNX Runtime, GPU and compute capability, precision), a timing
+cache per machine; an FP32 model is built with FP16 enabled on a GPU with fast FP16
+unless ``precision = "fp32"``; an INT8 model goes to TensorRT only when it is symmetric
+signed QDQ (:attr:`~edge.models.manifest.Quantisation.tensorrt_ready`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -22,6 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.errors import InputError, ModelError
+from edge.models.engine_cache import EngineKey, Gpu, cuda_gpu, tensorrt_version
 from edge.models.manifest import PRECISIONS, Manifest, load_manifest
 from edge.station.sd_notify import Notifier, extending_timeout
 
@@ -37,12 +44,11 @@ DEFAULT_PROVIDERS = (
     "CPUExecutionProvider",
 )
 GPU_PROVIDERS = frozenset({"TensorrtExecutionProvider", "CUDAExecutionProvider"})
-
-
-def trt_cache_dir() -> Path:
-    """TensorRT engine cache: ``$GEOEDGE_TRT_CACHE`` or ``~/.cache/geoedge/tensorrt``."""
-    env = os.environ.get("GEOEDGE_TRT_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "geoedge" / "tensorrt"
+TRT = "TensorrtExecutionProvider"
+#: Largest batch of a TensorRT engine's optimisation profile (batch 1 to this); a larger
+#: batch is run in pieces. Without a fixed profile ONNX Runtime would rebuild the engine
+#: (minutes on a Jetson) each time a batch exceeded the largest seen so far.
+TRT_MAX_BATCH = 8
 
 
 def available_providers(wanted: list[str] | tuple[str, ...] | None = None) -> list[str]:
@@ -73,15 +79,6 @@ def device_kind(providers: list[str] | tuple[str, ...] | None = None) -> str:
     return "gpu" if have & wanted & GPU_PROVIDERS else "cpu"
 
 
-def trt_engine_dir(model_path: Path, manifest: Manifest) -> Path:
-    """This model file's TensorRT engines: ``<trt_cache_dir>/<file name>-<sha256[:16]>``.
-
-    One directory per model file, so that an empty one means its engine is still to be
-    built and a replaced model never finds an engine built from the old one.
-    """
-    return trt_cache_dir() / f"{model_path.name}-{manifest.sha256[:16]}"
-
-
 #: How often the TensorRT engine build asks systemd for more time, s.
 TRT_BUILD_EXTEND_STEP_S = 30.0
 
@@ -103,28 +100,115 @@ def trt_engine_build(
     return extending_timeout(Notifier.from_environment(), TRT_BUILD_EXTEND_STEP_S)
 
 
-def _provider_entry(
-    name: str, manifest: Manifest, engine_dir: Path
-) -> str | tuple[str, dict[str, object]]:
-    if name != "TensorrtExecutionProvider":
-        return name
-    engine_dir.mkdir(parents=True, exist_ok=True)
-    return (
-        name,
-        {
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": str(engine_dir),
-            "trt_fp16_enable": manifest.precision == "fp16",
-        },
-    )
+def tensorrt_precision(manifest: Manifest, precision: str, gpu: Gpu) -> str:
+    """What TensorRT builds ``manifest``'s model at: ``int8`` for an INT8 (QDQ) file, ``fp16``
+    for an FP16 file, and for an FP32 file ``fp16`` when ``precision`` (the configured one)
+    is ``auto`` or ``fp16`` and the GPU has fast FP16, else ``fp32``."""
+    if manifest.precision in ("int8", "fp16"):
+        return manifest.precision
+    return "fp16" if precision in ("auto", "fp16") and gpu.fast_fp16 else "fp32"
+
+
+def tensorrt_options(
+    model_path: Path,
+    manifest: Manifest,
+    precision: str,
+    gpu: Gpu,
+    trt_version: str,
+    ort_version: str,
+) -> tuple[EngineKey, dict[str, object]]:
+    """The engine key and ONNX Runtime TensorRT provider options for one model.
+
+    The engines live in the key's folder, so any change of model, TensorRT, ONNX Runtime,
+    GPU or precision builds a new engine; the timing cache in the machine's timing folder
+    (shared by the models, so a rebuild after a model update is faster; ONNX Runtime before
+    1.17 has no ``trt_timing_cache_path`` and keeps it with the engines). A dynamic batch
+    axis gets an explicit profile of 1 to :data:`TRT_MAX_BATCH` (the engine is then built
+    when the session is created). INT8 (a QDQ model, explicit quantisation) also enables
+    FP16 on a fast-FP16 GPU for the layers left in float. Raises :class:`ModelError` for an
+    INT8 model that is not symmetric signed QDQ.
+    """
+    q = manifest.quantisation
+    if manifest.precision == "int8" and not (q and q.tensorrt_ready):
+        recipe = "no quantisation record"
+        if q:
+            kind = "symmetric" if q.symmetric else "asymmetric"
+            recipe = f"{q.format} {q.activation_type}/{q.weight_type} {kind}"
+        raise ModelError(
+            f"{model_path.name} is not symmetric signed-INT8 QDQ ({recipe}): TensorRT cannot "
+            "take it; re-quantise with 'geoedge export quantize --format qdq'"
+        )
+    built = tensorrt_precision(manifest, precision, gpu)
+    key = EngineKey(manifest.sha256, trt_version, ort_version, gpu.name, gpu.sm, built)
+    folder = key.folder(model_path.name)
+    options: dict[str, object] = {
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(folder),
+        "trt_timing_cache_enable": True,
+        "trt_fp16_enable": built == "fp16" or (built == "int8" and gpu.fast_fp16),
+        "trt_int8_enable": built == "int8",
+    }
+    if _release(ort_version) >= (1, 17):
+        options["trt_timing_cache_path"] = str(key.timing_folder())
+    if manifest.input_shape[0] is None:  # dynamic batch: one profile, 1 .. TRT_MAX_BATCH
+        one, most = (
+            f"{manifest.input_name}:" + "x".join(str(d) for d in (batch, *manifest.sample_shape()))
+            for batch in (1, TRT_MAX_BATCH)
+        )
+        options |= {
+            "trt_profile_min_shapes": one,
+            "trt_profile_opt_shapes": one,
+            "trt_profile_max_shapes": most,
+        }
+    return key, options
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"1.20.1"`` -> ``(1, 20, 1)``; stops at the first part that is not a number."""
+    parts = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+def _tensorrt_entry(
+    model_path: Path, manifest: Manifest, precision: str
+) -> tuple[Path, tuple[str, dict[str, object]]] | None:
+    """The engine folder and the provider entry for TensorRT, or None (with one log line
+    saying why) when this model cannot go to TensorRT here."""
+    gpu = cuda_gpu()
+    version = tensorrt_version()
+    if gpu is None or version is None:
+        missing = "no CUDA GPU (libcuda)" if gpu is None else "no TensorRT library (libnvinfer)"
+        log.info("TensorRT skipped for %s: %s", model_path.name, missing)
+        return None
+    try:
+        key, options = tensorrt_options(
+            model_path, manifest, precision, gpu, version, ort.__version__
+        )
+    except ModelError as exc:
+        log.warning("TensorRT skipped: %s", exc)
+        return None
+    folder = key.folder(model_path.name)
+    key.write(folder)
+    if "trt_timing_cache_path" in options:
+        key.timing_folder().mkdir(parents=True, exist_ok=True)
+    log.info("TensorRT engine cache for %s: %s", model_path.name, folder)
+    return folder, (TRT, options)
 
 
 class OnnxModel:
     """A verified model in an ONNX Runtime session.
 
     ``providers`` lists execution providers in order of preference (default TensorRT,
-    CUDA, CPU); ``threads`` is the intra-op thread count. ``.providers`` holds the
-    providers the session actually uses.
+    CUDA, CPU); ``threads`` is the intra-op thread count; ``precision`` the configured
+    precision (``auto``, ``fp32``, ``fp16``, ``int8``), which decides whether TensorRT builds
+    an FP32 model with FP16 enabled (:func:`tensorrt_precision`). ``.providers`` holds the
+    providers the session actually uses; ``.engine_dir`` the TensorRT engine folder, or None;
+    ``.max_batch`` the largest batch one session run takes (:data:`TRT_MAX_BATCH` on
+    TensorRT with a dynamic batch axis, else None: any).
     """
 
     def __init__(
@@ -132,6 +216,7 @@ class OnnxModel:
         model_path: Path | str,
         providers: list[str] | None = None,
         threads: int = 2,
+        precision: str = "auto",
     ) -> None:
         self.path = Path(model_path)
         self.manifest = load_manifest(self.path)
@@ -140,22 +225,33 @@ class OnnxModel:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        engine_dir = trt_engine_dir(self.path, self.manifest)
+        entries: list[str | tuple[str, dict[str, object]]] = list(chosen)
+        self.engine_dir: Path | None = None
+        if TRT in chosen:
+            trt = _tensorrt_entry(self.path, self.manifest, precision)
+            if trt is None:
+                chosen.remove(TRT)
+                entries.remove(TRT)
+                if not chosen:
+                    raise ModelError(
+                        f"cannot load model {self.path}: TensorRT was its only provider"
+                    )
+            else:
+                self.engine_dir, entries[chosen.index(TRT)] = trt
+        engine_dir = self.engine_dir or self.path.parent
         try:
             with trt_engine_build(chosen, engine_dir, self.path.name):
                 self._session = ort.InferenceSession(
-                    str(self.path),
-                    sess_options=options,
-                    providers=[_provider_entry(p, self.manifest, engine_dir) for p in chosen],
+                    str(self.path), sess_options=options, providers=entries
                 )
         except Exception as exc:  # ORT raises its own exception types per failure
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load model {self.path}: {first}") from None
         self.providers: list[str] = self._session.get_providers()
         # With a dynamic input shape the TensorRT EP builds its engine at the first run.
-        self._first_run_engine_dir = (
-            engine_dir if "TensorrtExecutionProvider" in self.providers else None
-        )
+        self._first_run_engine_dir = self.engine_dir if TRT in self.providers else None
+        dynamic = self.manifest.input_shape[0] is None
+        self.max_batch = TRT_MAX_BATCH if TRT in self.providers and dynamic else None
         self.input_name = self._session.get_inputs()[0].name
         self.output_names = [o.name for o in self._session.get_outputs()]
         if self.input_name != self.manifest.input_name:
@@ -178,7 +274,10 @@ class OnnxModel:
         return int(h or 0), int(w or 0)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        """Run a float32 ``N x C x H x W`` batch, already normalised; returns all outputs."""
+        """Run a float32 ``N x C x H x W`` batch, already normalised; returns all outputs.
+
+        A batch larger than ``max_batch`` runs in pieces, its outputs joined along the batch.
+        """
         x = np.ascontiguousarray(x, dtype=np.float32)
         expected = self.manifest.input_shape
         if x.ndim != len(expected) or any(
@@ -188,6 +287,9 @@ class OnnxModel:
                 f"model {self.path.name} expects input shape {expected} (None = any), "
                 f"got {list(x.shape)}"
             )
+        if self.max_batch is not None and len(x) > self.max_batch:
+            pieces = [self.run(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
+            return [np.concatenate(outs) for outs in zip(*pieces, strict=True)]
         if self._first_run_engine_dir is None:
             return self._session.run(None, {self.input_name: x})
         with trt_engine_build(self.providers, self._first_run_engine_dir):
@@ -227,7 +329,8 @@ def resolve_model(
     ``precision`` ``"fp32"``/``"int8"``/``"fp16"`` names the variant; ``"auto"`` chooses,
     among the variants present, the one with the largest measured speed-up over FP32
     whose accuracy gate passed on this kind of device (``"cpu"`` or ``"gpu"``, from
-    ``providers``); FP32 when none qualifies. A path that already names a variant
+    ``providers``); FP32 when none qualifies. With the TensorRT provider available, an INT8
+    variant qualifies only when it is symmetric signed QDQ. A path that already names a variant
     (``x.int8.onnx``) is used as given. Raises :class:`ModelError` when the file is absent.
     """
     base = _base_path(spec, kind)
@@ -235,7 +338,8 @@ def resolve_model(
     if len(named) > 2 and named[-2] in PRECISIONS:
         chosen = base
     elif precision == "auto":
-        chosen = _fastest_passing(base, device_kind(providers))
+        trt = TRT in (providers or DEFAULT_PROVIDERS) and TRT in ort.get_available_providers()
+        chosen = _fastest_passing(base, device_kind(providers), trt)
     else:
         chosen = variant_path(base, precision)
     if not chosen.is_file():
@@ -244,7 +348,7 @@ def resolve_model(
     return chosen
 
 
-def _fastest_passing(base: Path, device: str) -> Path:
+def _fastest_passing(base: Path, device: str, tensorrt: bool) -> Path:
     best, best_speedup = base, 1.0
     for precision in PRECISIONS[1:]:
         path = variant_path(base, precision)
@@ -254,6 +358,10 @@ def _fastest_passing(base: Path, device: str) -> Path:
             manifest = load_manifest(path)
         except ModelError as exc:
             log.warning("skipping %s: %s", path.name, exc)
+            continue
+        q = manifest.quantisation
+        if tensorrt and manifest.precision == "int8" and not (q and q.tensorrt_ready):
+            log.info("skipping %s: not symmetric signed-INT8 QDQ (TensorRT)", path.name)
             continue
         gate = manifest.accuracy_gate
         if gate is None or not gate.passed or gate.device != device:

@@ -10,11 +10,17 @@ thread count as the FP32 original:
 
 - ``qdq_u8s8``: QDQ format, activations uint8, weights int8;
 - ``qdq_s8s8``: QDQ format, activations int8, weights int8 (ONNX Runtime's default);
-- ``qoperator_u8s8``: QOperator format (QLinearConv, ...), activations uint8.
+- ``qoperator_u8s8``: QOperator format (QLinearConv, ...), activations uint8;
+- ``qdq_symmetric``: QDQ format, activations and weights int8 with ranges symmetric about
+  zero, so every zero point is 0, biases left in float: what TensorRT's explicit
+  quantisation takes.
 
-The kept variant is the fastest one whose accuracy passes against FP32 on the held-out
-set when one is given (``export.convert.verify``), else the fastest; every measurement is
-recorded in the manifest. The output is ``<name>.int8.onnx`` beside the FP32 model.
+Formats (``geoedge export quantize --format``): ``qdq`` builds ``qdq_symmetric`` only and
+checks the result with :func:`check_tensorrt_int8` (for a GPU with TensorRT); ``cpu`` builds
+the first three and keeps the fastest on this CPU. The kept variant is the fastest one whose
+accuracy passes against FP32 on the held-out set when one is given
+(``export.convert.verify``), else the fastest; every measurement is recorded in the
+manifest. The output is ``<name>.int8.onnx`` beside the FP32 model.
 """
 
 from __future__ import annotations
@@ -54,11 +60,13 @@ MAX_CALIBRATION = 300
 
 @dataclass(frozen=True)
 class Variant:
-    """One INT8 recipe: ONNX Runtime quantisation format and activation type."""
+    """One INT8 recipe: ONNX Runtime quantisation format, activation type and whether the
+    activation ranges are symmetric (zero point 0; weights are symmetric in every recipe)."""
 
     name: str
     quant_format: str  # "QDQ" | "QOperator"
     activation: str  # "QUInt8" | "QInt8"
+    symmetric: bool = False
 
 
 VARIANTS = {
@@ -67,8 +75,16 @@ VARIANTS = {
         Variant("qdq_u8s8", "QDQ", "QUInt8"),
         Variant("qdq_s8s8", "QDQ", "QInt8"),
         Variant("qoperator_u8s8", "QOperator", "QUInt8"),
+        Variant("qdq_symmetric", "QDQ", "QInt8", symmetric=True),
     )
 }
+#: ``--format``: the variants each builds.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "qdq": ("qdq_symmetric",),
+    "cpu": ("qdq_u8s8", "qdq_s8s8", "qoperator_u8s8"),
+}
+#: Operators of ONNX Runtime's QOperator format, which TensorRT does not parse.
+QOPERATOR_OPS = frozenset({"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"})
 
 
 def calibration_windows(
@@ -126,6 +142,9 @@ def quantize_variant(
     """Static INT8 quantisation of the pre-processed model ``pre_path`` into ``out_path``."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    # TensorRT: zero points 0 (symmetric ranges) and biases left in float (its parser takes
+    # no int32 DequantizeLinear; it fuses the float bias into the INT8 convolution).
+    symmetric = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
     quantize_static(
         str(pre_path),
         str(out_path),
@@ -135,14 +154,67 @@ def quantize_variant(
         activation_type=getattr(QuantType, variant.activation),
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
+        extra_options=symmetric if variant.symmetric else None,
     )
+
+
+def check_tensorrt_int8(path: Path) -> int:
+    """Check that ``path`` is INT8 as TensorRT takes it: QDQ (no QOperator nodes), every
+    Quantize/DequantizeLinear with a constant int8 zero point of 0. Returns the number of
+    QDQ nodes; raises :class:`ModelError` naming the first offending node or tensor.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    graph = onnx.load(str(path), load_external_data=False).graph
+    constants = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = node.attribute[0].t
+    fix = "re-quantise with 'geoedge export quantize --format qdq'"
+    for node in graph.node:
+        if node.op_type.startswith("QLinear") or node.op_type in QOPERATOR_OPS:
+            raise ModelError(
+                f"{path.name} is QOperator INT8 (node {node.name!r} is {node.op_type}): "
+                f"TensorRT takes QDQ only; {fix}"
+            )
+    count = 0
+    for node in graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        tensor = node.input[0]
+        zero_name = node.input[2] if len(node.input) > 2 else ""
+        zero = constants.get(zero_name)
+        if zero is None:
+            why = f"zero point {zero_name!r} is not a constant" if zero_name else "no zero point"
+            raise ModelError(f"{path.name}: tensor {tensor!r} has {why} (uint8 by default); {fix}")
+        if zero.data_type != onnx.TensorProto.INT8:
+            kind = onnx.TensorProto.DataType.Name(zero.data_type).lower()
+            raise ModelError(
+                f"{path.name}: tensor {tensor!r} is quantised to {kind} (zero point "
+                f"{zero_name!r}); TensorRT needs signed int8 with zero point 0; {fix}"
+            )
+        values = numpy_helper.to_array(zero)
+        if np.any(values != 0):
+            first = int(values.flat[int(np.argmax(values != 0))])
+            raise ModelError(
+                f"{path.name}: tensor {tensor!r} has zero point {first} ({zero_name!r}), "
+                f"not 0: TensorRT needs symmetric int8; {fix}"
+            )
+        count += 1
+    if count == 0:
+        raise ModelError(
+            f"{path.name} has no QuantizeLinear/DequantizeLinear: not a QDQ INT8 model"
+        )
+    return count
 
 
 def quantize(
     fp32_path: Path,
     calibration_dir: Path,
     out_path: Path | None = None,
-    variants: tuple[str, ...] = ("qdq_u8s8", "qdq_s8s8", "qoperator_u8s8"),
+    variants: tuple[str, ...] = FORMATS["cpu"],
     heldout_dir: Path | None = None,
     threads: int = 2,
     repeats: int = 30,
@@ -188,6 +260,8 @@ def quantize(
                 fp32_ms,
                 threads,
             )
+            if VARIANTS[name].symmetric:
+                check_tensorrt_int8(path)
             built[name] = path
             if heldout_dir is not None:
                 trial = Path(tmp) / f"trial_{name}.onnx"
@@ -206,6 +280,7 @@ def quantize(
             activation_type=variant.activation,
             weight_type="QInt8",
             per_channel=True,
+            symmetric=variant.symmetric,
             calibration_method="MinMax",
             calibration_samples=len(windows),
             calibration_source=str(calibration_dir),

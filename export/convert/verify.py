@@ -370,8 +370,10 @@ def verify(
     most ``max_drop[metric]`` (defaults :data:`DEFAULT_MAX_DROP`).
     """
     bounds = {**DEFAULT_MAX_DROP, **(max_drop or {})}
-    reference = OnnxModel(reference_path, providers, threads)
-    candidate = OnnxModel(candidate_path, providers, threads)
+    # "fp32": with TensorRT the FP32 reference is built FP32, not with FP16 enabled (an INT8
+    # or FP16 candidate is built at its own precision).
+    reference = OnnxModel(reference_path, providers, threads, precision="fp32")
+    candidate = OnnxModel(candidate_path, providers, threads, precision="fp32")
     if reference.manifest.task != candidate.manifest.task:
         raise ModelError(f"{candidate_path.name} and {reference_path.name} differ in task")
     samples = load_samples(data_dir, reference.manifest)

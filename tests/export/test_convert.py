@@ -35,7 +35,6 @@ from edge.models.manifest import (  # noqa: E402
 from edge.models.runtime import OnnxModel, resolve_model, variant_path  # noqa: E402
 from export.convert.onnx_export import export_onnx, load_checkpoint  # noqa: E402
 from export.convert.quantize import MIN_CALIBRATION, calibration_windows, quantize  # noqa: E402
-from export.convert.tensorrt import engine_cache_key  # noqa: E402
 
 SEG_HW = (64, 80)
 DET_HW = (64, 64)
@@ -352,8 +351,9 @@ def test_verify_fails_and_unpublishes_a_variant_that_loses_accuracy(seg, tmp_pat
 @pytest.mark.xfail(
     reason="with today's packages the tiny test detector loses 0.046 mAP in INT8 (0.848 -> "
     "0.802 on 40 windows, the same on the untouched commit 00b5c18, and with 120 windows or "
-    "the s8s8 recipe): the gate rightly refuses it; the INT8 recipe is being reworked for "
-    "TensorRT's symmetric QDQ (issue 15)",
+    "the s8s8 recipe): the gate rightly refuses it. On 2026-12-01 (session 4) this recipe "
+    "passed (XPASS) with FP32 map50 0.6666; TensorRT's symmetric QDQ recipe (--format qdq) "
+    "did not: map50 0.6666 -> 0.6468, recall 0.7619 -> 0.7302 (drop 0.032 > 0.02)",
     strict=False,
 )
 def test_detector_exports_quantises_and_passes_its_gate(det, capsys):
@@ -421,20 +421,6 @@ def test_tensorrt_absent_says_so_in_one_line(seg, tmp_path, capsys):
     assert rc != 0
     assert err.count("\n") == 1 and "TensorRT is not available" in err
     assert not (tmp_path / "engines").exists()
-
-
-def test_engine_cache_key_changes_with_model_version_device_and_precision():
-    sha = "ab" * 32
-    key = engine_cache_key(sha, "10.3.0", "NVIDIA Jetson Orin Nano", "fp16")
-    assert key == f"{sha[:16]}-trt10.3.0-nvidia-jetson-orin-nano-fp16"
-    others = {
-        engine_cache_key("cd" * 32, "10.3.0", "NVIDIA Jetson Orin Nano", "fp16"),
-        engine_cache_key(sha, "8.6.2", "NVIDIA Jetson Orin Nano", "fp16"),
-        engine_cache_key(sha, "10.3.0", "NVIDIA H100 80GB HBM3", "fp16"),
-        engine_cache_key(sha, "10.3.0", "NVIDIA Jetson Orin Nano", "int8"),
-    }
-    assert key not in others and len(others) == 4
-    assert engine_cache_key(sha, "10.3.0", "NVIDIA Jetson Orin Nano", "fp16") == key
 
 
 def test_export_help_does_not_import_torch_and_missing_torch_is_one_line(tmp_path):

@@ -50,7 +50,7 @@ class WaterSegmenter:
         self.model: OnnxModel | None = None
         if section.method == "unet":
             path = resolve_model(section.model, "unet", section.precision, section.providers)
-            self.model = OnnxModel(path, section.providers, section.threads)
+            self.model = OnnxModel(path, section.providers, section.threads, section.precision)
 
     @property
     def model_name(self) -> str | None:
