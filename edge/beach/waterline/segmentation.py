@@ -70,7 +70,6 @@ class WaterSegmenter:
             method = "unet"
         return Segmentation(prob, prob >= self.section.water_threshold, method, self.model_name)
 
-
     def _refines(self, bgr: np.ndarray) -> bool:
         """Refinement is asked for and has something to do: the model saw the image resized
         down (a tiled model already works at the image's resolution)."""
