@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -317,3 +318,34 @@ def test_in_a_group_a_message_that_does_not_fit_fails_alone(tmp_path):
     assert [m.payload for m in box.pending()] == [b"before", b"first", b"keyed"]
     assert box.duplicates() == 1 and box.depth() == 3
     box.close()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_every_put_waits_for_a_flush_to_the_disk(tmp_path: Path):
+    """Power-loss durability needs more than a SIGKILL test shows (the kernel keeps written
+    pages when a process dies): each put must wait for fdatasync of the write-ahead log.
+    A child puts 100 messages from one thread under strace, acknowledging every 10 (acks
+    switch to synchronous=NORMAL and must switch back): at least one flush per put.
+    Without a flush per commit there would be a handful (the checkpoints')."""
+    script = textwrap.dedent(
+        f"""
+        from edge.station.outbox import Outbox
+        box = Outbox({str(tmp_path / "outbox.sqlite")!r})
+        for n in range(100):
+            msg_id = box.put("geoedge/st/beach/products", f"payload-{{n}}")
+            if n % 10 == 9:
+                box.ack([msg_id])
+        box.close()
+        """
+    )
+    trace = tmp_path / "strace.txt"
+    run = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+         sys.executable, "-c", script],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if run.returncode != 0 and "ptrace" in run.stderr:
+        pytest.skip(f"strace cannot trace here: {run.stderr.strip()[:200]}")
+    assert run.returncode == 0, run.stderr[-2000:]
+    flushes = [line for line in trace.read_text().splitlines() if "sync(" in line]
+    assert len(flushes) >= 100, len(flushes)
