@@ -8,7 +8,7 @@ transactions on power loss; field units lose power, so FULL.) The publisher read
 messages in insertion order (:meth:`Outbox.pending`) and deletes a message only
 when the broker has acknowledged it (:meth:`Outbox.ack`, PUBACK for QoS 1).
 
-Group commit: the disk's flush (one ``fdatasync`` of the write-ahead log, ~0.3-3 ms
+Group commit: the disk's flush (one ``fdatasync`` of the write-ahead log, ~0.1-5 ms
 here) is the cost of a put; the SQL is a small fraction. Puts from several threads that
 arrive while a commit is flushing are stored together in the next transaction, with one
 flush for all of them: the first waiting caller commits the whole group and wakes the
