@@ -418,7 +418,8 @@ class Outbox:
         return [OutboxMessage(i, t, bytes(p), q, bool(r)) for i, t, p, q, r in rows]
 
     def ack(self, ids: Iterable[int]) -> None:
-        """Delete acknowledged messages (one transaction, no flush); unknown ids are ignored."""
+        """Delete acknowledged messages (one transaction without a flush of its own; unknown ids
+        are ignored)."""
         ids = list(ids)
         if not ids:
             return
