@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,147 @@ def test_the_write_ahead_log_stays_small(tmp_path):
         assert wal.stat().st_size <= 1_300_000, wal.stat().st_size
     finally:
         box.close()
+
+
+def test_puts_from_threads_that_put_at_once_are_all_on_disk_after_a_sigkill(tmp_path: Path):
+    """Group commit: 6 threads of a child put at once (sharing flushes) and print each id
+    after put() returns; we SIGKILL the child mid-stream. Every printed id is in the
+    reopened outbox with its payload, and the puts did share commits."""
+    path = tmp_path / "outbox.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import sys, threading
+        from edge.station.outbox import Outbox
+        box = Outbox({str(path)!r})
+        lock = threading.Lock()
+
+        def produce(worker):
+            n = 0
+            while True:
+                msg_id = box.put("geoedge/st/beach/products", f"payload-{{worker}}-{{n}}")
+                with lock:
+                    print(msg_id, worker, n, box.commits, flush=True)
+                n += 1
+
+        for worker in range(6):
+            threading.Thread(target=produce, args=(worker,), daemon=True).start()
+        threading.Event().wait()
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    printed = []
+    for line in child.stdout:
+        printed.append(tuple(int(v) for v in line.split()))
+        if len(printed) == 300:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    box = Outbox(path)
+    stored = {m.id: m.payload for m in box.pending(limit=100_000)}
+    for msg_id, worker, n, _ in printed:
+        assert stored.get(msg_id) == f"payload-{worker}-{n}".encode()
+    assert max(commits for *_, commits in printed) < len(printed)
+    box.close()
+
+
+def _put_in_thread(box: Outbox, topic: str, body: bytes, key: str | None = None) -> dict:
+    """Start a thread that puts one message; the dict gets "id" or "error" when it returns."""
+    result: dict = {}
+
+    def put() -> None:
+        try:
+            result["id"] = box.put(topic, body, key=key)
+        except GeoEdgeError as exc:
+            result["error"] = str(exc)
+
+    result["thread"] = threading.Thread(target=put)
+    result["thread"].start()
+    return result
+
+
+def _wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.005)
+
+
+def _queue_behind_a_busy_connection(box: Outbox, puts: list[tuple[bytes, str | None]]) -> list:
+    """Hold the connection busy (as a slow flush does) while the ``puts`` (body, key) arrive
+    one after the other: the first leads a commit of its own and waits for the connection,
+    the others wait for that commit. Release it; return each put's result once done."""
+    results = []
+    with box._lock:
+        for n, (body, key) in enumerate(puts):
+            results.append(_put_in_thread(box, PRODUCTS, body, key))
+            if n == 0:
+                _wait_until(lambda: box._committing, "the first put leads a commit")
+            else:
+                _wait_until(lambda n=n: len(box._waiting) == n, f"put {n} waits")
+    for result in results:
+        result["thread"].join(30)
+    return results
+
+
+def test_puts_that_wait_for_a_commit_share_the_next_one(tmp_path):
+    """Four puts: the first commits alone, the three that waited for it in one transaction
+    (one flush), in their order."""
+    box = Outbox(tmp_path / "outbox.sqlite")
+    commits = box.commits
+    results = _queue_behind_a_busy_connection(
+        box, [(b"a", None), (b"b", None), (b"c", None), (b"d", None)]
+    )
+    assert box.commits - commits == 2
+    ids = [r["id"] for r in results]
+    assert ids == sorted(ids) and [m.payload for m in box.pending()] == [b"a", b"b", b"c", b"d"]
+    box.close()
+
+
+def test_in_a_group_a_message_that_does_not_fit_fails_alone(tmp_path):
+    """Of three puts that share a commit, the middle one is too large for the file (SQLite's
+    max_page_count: the same error as a full disk). The group is retried one message at a
+    time: only that one fails, with its error; a repeated key in the group is refused."""
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.put(PRODUCTS, "before")
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count = {pages + 8}")
+    first, big, keyed, again = _queue_behind_a_busy_connection(
+        box, [(b"first", None), (b"x" * 200_000, None), (b"keyed", "k"), (b"again", "k")]
+    )
+    assert "database or disk is full" in big["error"] and "id" not in big
+    assert first["id"] < keyed["id"] and again["id"] is None
+    assert [m.payload for m in box.pending()] == [b"before", b"first", b"keyed"]
+    assert box.duplicates() == 1 and box.depth() == 3
+    box.close()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_every_put_waits_for_a_flush_to_the_disk(tmp_path: Path):
+    """Power-loss durability needs more than a SIGKILL test shows (the kernel keeps written
+    pages when a process dies): each put must wait for fdatasync of the write-ahead log.
+    A child puts 100 messages from one thread under strace, acknowledging every 10 (acks
+    switch to synchronous=NORMAL and must switch back): at least one flush per put.
+    Without a flush per commit there would be a handful (the checkpoints')."""
+    script = textwrap.dedent(
+        f"""
+        from edge.station.outbox import Outbox
+        box = Outbox({str(tmp_path / "outbox.sqlite")!r})
+        for n in range(100):
+            msg_id = box.put("geoedge/st/beach/products", f"payload-{{n}}")
+            if n % 10 == 9:
+                box.ack([msg_id])
+        box.close()
+        """
+    )
+    trace = tmp_path / "strace.txt"
+    run = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+         sys.executable, "-c", script],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if run.returncode != 0 and "ptrace" in run.stderr:
+        pytest.skip(f"strace cannot trace here: {run.stderr.strip()[:200]}")
+    assert run.returncode == 0, run.stderr[-2000:]
+    flushes = [line for line in trace.read_text().splitlines() if "sync(" in line]
+    assert len(flushes) >= 100, len(flushes)
