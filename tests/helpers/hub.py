@@ -141,7 +141,9 @@ class Station:
     def __init__(self, broker: Broker, station: str, folder: Path, **mqtt: Any) -> None:
         self.station = station
         self.outbox = Outbox(folder / f"{station}.outbox.sqlite")
-        self.publisher = Publisher(broker.mqtt_section(**mqtt), station, self.outbox)
+        cfg = broker.mqtt_section(**mqtt)
+        self.prefix = cfg.topic_prefix
+        self.publisher = Publisher(cfg, station, self.outbox)
         self.publisher.start()
         if not self.publisher.wait_connected(10):
             raise RuntimeError(f"station {station}: no connection to the test broker")
@@ -149,7 +151,7 @@ class Station:
     def publish(self, kind: str, payload: str | dict[str, Any]) -> None:
         """Queue ``payload`` on the ``kind`` topic (the outbox sends it, QoS 1)."""
         text = payload if isinstance(payload, str) else json.dumps(payload)
-        self.outbox.put(topic("geoedge", self.station, kind), text)
+        self.outbox.put(topic(self.prefix, self.station, kind), text)
 
     def flush(self, timeout_s: float = 10.0) -> None:
         if not self.publisher.flush(timeout_s):
