@@ -82,3 +82,18 @@ def test_the_command_says_it_in_one_line_and_exits_2(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("geoedge hub: error: "), lines
     assert "hub.http" in lines[0]
+
+
+def test_an_install_copies_the_files_the_config_names(tmp_path):
+    secret = tmp_path / "db.password"
+    secret.write_text("x\n")
+    secret.chmod(0o600)
+    (tmp_path / "certs").mkdir()
+    ca = tmp_path / "certs" / "ca.pem"
+    ca.write_text("a CA certificate\n")
+    path = _write(
+        tmp_path,
+        '[hub]\nstore = "postgresql://hub@db/geoedge"\nstore_password_file = "db.password"\n'
+        '[mqtt]\n[mqtt.tls]\nca_file = "certs/ca.pem"\n',
+    )
+    assert load_hub_config(path).referenced_files() == [path.resolve(), secret, ca]
