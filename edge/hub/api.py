@@ -15,7 +15,8 @@ coordinates in the station's CRS as published, plus WGS84 under ``wgs84``; shape
 - ``/api/export?kind=&format=&since=``: a file (:mod:`edge.hub.export`);
 - ``/`` the dashboard (``static/index.html``), ``/static/<file>`` its files.
 
-A bad parameter is a 400 with ``{"error": "<one line>"}``; an unknown path a 404. More routes
+A bad parameter is a 400 with ``{"error": "<one line>"}``, a store that cannot answer a 503 with
+the same, an unknown path a 404 (``/api/health`` answers while the store fails). More routes
 (images) are added with ``extra_routes`` without touching this module.
 """
 
@@ -42,7 +43,7 @@ from edge.hub.config import HubConfig
 from edge.hub.export import EXPORT_FORMATS, EXPORT_KINDS, export_bytes
 from edge.hub.ingest import IngestCounts
 from edge.hub.registry import view
-from edge.hub.store import Store, StoredMessage
+from edge.hub.store import Store, StoredMessage, StoreError
 from edge.hub.wgs84 import line_to_wgs84, to_wgs84
 from edge.station.messages import TOPICS, epoch_seconds, utc_iso
 
@@ -156,9 +157,14 @@ class HubApi:
 
     def health(self, query: Query, match: re.Match[str]) -> Response:
         counts = self.counts() if self.counts else None
+        try:
+            stored: int | None = self.store.count()
+            store_error = None
+        except StoreError as exc:
+            stored, store_error = None, str(exc)
         return json_response(
             {
-                "status": "ok",
+                "status": "ok" if store_error is None else "store failing",
                 "version": __version__,
                 "time": utc_iso(time.time()),
                 "uptime_s": round(time.time() - self.started_s, 1),
@@ -166,7 +172,8 @@ class HubApi:
                 "broker_connected": self.connected() if self.connected else None,
                 "store": self.store.dialect,
                 "postgis": self.store.postgis,
-                "messages": self.store.count(),
+                "store_error": store_error,
+                "messages": stored,
                 "ingest": None
                 if counts is None
                 else {
@@ -318,6 +325,8 @@ class ApiServer:
             def _answer(self, handler: Handler, query: Query, found: re.Match[str]) -> None:
                 try:
                     response = handler(query, found)
+                except StoreError as exc:
+                    response = json_response({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
                 except GeoEdgeError as exc:
                     response = json_response({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
                 except Exception:
