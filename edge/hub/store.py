@@ -281,8 +281,8 @@ class Store:
             self._insert(cavities).on_conflict_do_nothing(index_elements=["id"]),
             [
                 {"id": c.id, "station": c.station, "time_s": c.time_s, "class": c.cls,
-                 "confidence": c.confidence, "crs": c.crs, "x": c.x, "y": c.y,
-                 "lon": c.lon, "lat": c.lat}
+                 "confidence": c.confidence, "crs": c.position.crs, "x": c.position.x,
+                 "y": c.position.y, "lon": c.position.lon, "lat": c.position.lat}
                 for c in rows
             ],
         )  # fmt: skip
@@ -357,6 +357,7 @@ class Store:
         bbox: tuple[float, float, float, float] | None = None,
         since_s: float | None = None,
         cls: str | None = None,
+        limit: int | None = None,
     ) -> list[StoredMessage]:
         """Cavity messages, newest first; ``bbox`` is (min lon, min lat, max lon, max lat) in
         WGS84 degrees (cavities without a position are left out by a bbox)."""
@@ -376,6 +377,8 @@ class Store:
             query = query.where(
                 cavities.c.lon.between(west, east), cavities.c.lat.between(south, north)
             )
+        if limit is not None:
+            query = query.limit(limit)
         with self._reading() as conn:
             return [
                 StoredMessage(r.id, r.station, r.kind, r.time_s, r.received_s,
