@@ -22,6 +22,10 @@ from edge.errors import ConfigError
 
 __all__ = ["HttpAddress", "HubConfig", "HubSection", "load_hub_config", "parse_http"]
 
+#: ``[mqtt]`` keys that only a station's publisher uses: refused in a hub config rather than
+#: silently ignored.
+STATION_ONLY_MQTT_KEYS = frozenset({"stats_interval_s", "max_inflight", "shutdown_grace_s"})
+
 
 @dataclass(frozen=True)
 class HttpAddress:
@@ -129,6 +133,12 @@ class HubConfig(Section):
     def _mqtt(cls, value: MqttSection) -> MqttSection:
         if not value.enabled:
             raise ValueError("the hub needs its broker: 'enabled = false' is for stations")
+        given = sorted(STATION_ONLY_MQTT_KEYS & value.model_fields_set)
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: a station's key, not the hub's (the stations' stats "
+                "interval is [hub] stats_interval_s)"
+            )
         return value
 
     @property

@@ -59,6 +59,7 @@ def test_an_absolute_sqlite_url_is_a_path():
         ('[hub]\ntopcis = ["x"]\n', "unknown key 'hub.topcis'"),
         ('[mqtt]\nport = "1883x"\n', "mqtt.port: "),
         ("[mqtt]\nenabled = false\n", "mqtt: the hub needs its broker"),
+        ("[mqtt]\nstats_interval_s = 30\n", "mqtt: stats_interval_s: a station's key"),
         ('[mqtt.tls]\nca_file = "none.pem"\n', "mqtt.tls.ca_file: file not found"),
         ("[hub\n", "not valid TOML"),
     ],
