@@ -48,7 +48,9 @@ from edge.station.publisher import SESSION_EXPIRY_S, apply_credentials
 log = logging.getLogger(__name__)
 
 #: ``handler(station, subtopic, payload)`` for a topic that carries no station message (e.g.
-#: ``image/...``); raises InputError to refuse the payload (counted, logged once).
+#: ``image/...``); raises InputError to refuse the payload (counted, logged once). It runs in
+#: paho's network thread and the message is acknowledged when it returns: keep it short (write
+#: the file, or queue the work) and durable before returning. The payload size is its to bound.
 TopicHandler = Callable[[str, str, bytes], None]
 #: Sub-topics the hub receives but does not store: commands to the stations (``cmd``).
 IGNORED_FIRST_LEVELS = frozenset({"cmd"})
