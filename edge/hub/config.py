@@ -89,6 +89,9 @@ class HubSection(Section):
     share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     stats_interval_s: float = Field(default=60.0, gt=0)
     stale_after_missed: int = Field(default=3, ge=1)
+    #: ``stats`` and ``status`` messages are deleted this many days after they arrived (the
+    #: registry keeps each station's latest); results are kept.
+    keep_health_days: float = Field(default=30.0, gt=0)
     #: Payloads larger than this (KiB) are refused before they are parsed (counted, logged once).
     max_payload_kb: int = Field(default=1024, ge=1, le=256 * 1024)
     #: Messages stored per transaction at most (one commit each, then the MQTT acknowledgements).

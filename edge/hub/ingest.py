@@ -56,6 +56,8 @@ TopicHandler = Callable[[str, str, bytes], None]
 IGNORED_FIRST_LEVELS = frozenset({"cmd"})
 #: Seconds between attempts while the store fails.
 STORE_RETRY_S = 1.0
+#: Seconds between two prunings of old ``stats``/``status`` messages (``keep_health_days``).
+PRUNE_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,9 +300,25 @@ class Ingest:
                 break
         return batch
 
+    def _prune(self) -> None:
+        """Old health messages out of the store (a failure waits for the next time)."""
+        keep_s = self._cfg.hub.keep_health_days * 86400.0
+        try:
+            deleted = self._store.prune_health(time.time() - keep_s)
+        except SQLAlchemyError as exc:
+            log.warning("hub: pruning old stats/status failed (%s)", str(exc).splitlines()[0])
+            return
+        if deleted:
+            log.info("hub: %d stats/status message(s) older than %g days deleted", deleted,
+                     self._cfg.hub.keep_health_days)  # fmt: skip
+
     def _store_loop(self) -> None:
         batch: list[_Queued] = []
+        next_prune = time.monotonic()
         while True:
+            if time.monotonic() >= next_prune:
+                self._prune()
+                next_prune = time.monotonic() + PRUNE_INTERVAL_S
             if not batch:
                 if self._stop.is_set() and self._queue.empty():
                     return

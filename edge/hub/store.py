@@ -325,6 +325,15 @@ class Store:
             )  # fmt: skip
         conn.execute(stmt.on_conflict_do_update(index_elements=["station"], set_=update))
 
+    def prune_health(self, before_s: float) -> int:
+        """Delete the ``stats`` and ``status`` messages received before ``before_s`` (epoch s);
+        the number deleted. Results are never deleted here."""
+        query = messages.delete().where(
+            messages.c.kind.in_(("stats", "status")), messages.c.received_s < before_s
+        )
+        with self._write_lock, self.engine.begin() as conn:
+            return int(conn.execute(query).rowcount or 0)
+
     # -- reading -------------------------------------------------------------------------
 
     def messages(
