@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -178,17 +178,7 @@ class HubApi:
                 "postgis": self.store.postgis,
                 "store_error": store_error,
                 "messages": stored,
-                "ingest": None
-                if counts is None
-                else {
-                    "received": counts.received,
-                    "stored": counts.stored,
-                    "duplicates": counts.duplicates,
-                    "rejected": counts.rejected,
-                    "skipped": counts.skipped,
-                    "queued": counts.queued,
-                    "store_failing": counts.store_failing,
-                },
+                "ingest": None if counts is None else asdict(counts),
             }
         )
 
