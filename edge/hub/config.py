@@ -182,6 +182,12 @@ def load_hub_config(path: str | Path) -> HubConfig:
         cfg = HubConfig.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
+    outside = [t for t in cfg.hub.topics or [] if not t.startswith(cfg.mqtt.topic_prefix + "/")]
+    if outside:
+        raise ConfigError(
+            f"{path}: hub.topics: {outside[0]!r} is not under mqtt.topic_prefix "
+            f"{cfg.mqtt.topic_prefix!r} (expected e.g. '{cfg.mqtt.topic_prefix}/+/#')"
+        )
     if cfg.hub.share_group is not None and cfg.mqtt.protocol != "5":
         raise ConfigError(
             f'{path}: hub.share_group: a shared subscription needs [mqtt] protocol = "5"'

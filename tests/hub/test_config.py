@@ -57,6 +57,7 @@ def test_an_absolute_sqlite_url_is_a_path():
         ('[hub]\nshare_group = "a/b"\n', "hub.share_group: "),
         ('[hub]\nshare_group = "hubs"\n', "hub.share_group: a shared subscription needs"),
         ('[hub]\ntopcis = ["x"]\n', "unknown key 'hub.topcis'"),
+        ('[hub]\ntopics = ["coast/#"]\n', "hub.topics: 'coast/#' is not under mqtt.topic_prefix"),
         ('[mqtt]\nport = "1883x"\n', "mqtt.port: "),
         ("[mqtt]\nenabled = false\n", "mqtt: the hub needs its broker"),
         ("[mqtt]\nstats_interval_s = 30\n", "mqtt: stats_interval_s: a station's key"),
