@@ -126,8 +126,10 @@ def save_label(
     labeller: str,
     start: str,
     station: str | None = None,
+    tool: str = TOOL,
 ) -> Label:
-    """Write ``<stem>.png`` and ``<stem>.json`` for ``image`` into ``label_dir``."""
+    """Write ``<stem>.png`` and ``<stem>.json`` for ``image`` into ``label_dir``; ``tool``
+    names what wrote them (this tool, or a converter of older labels)."""
     h, w = mask.shape
     bad = np.setdiff1d(np.unique(mask), list(CLASSES.values()))
     if bad.size:
@@ -143,7 +145,7 @@ def save_label(
         size=(w, h),
         labeller=labeller,
         start=start,
-        tool=TOOL,
+        tool=tool,
         saved_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         fractions=fractions(mask),
         station=station,
