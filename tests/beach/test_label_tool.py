@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import threading
 
 import cv2
@@ -20,7 +22,7 @@ import pytest
 from edge.beach.labelling.assist import StartingSegmenter, grabcut_assist
 from edge.beach.labelling.record import IGNORE, LAND, SKY, WATER, read_label_dir
 from edge.beach.labelling.server import LabelSession, make_server, url_of
-from tests.helpers.data import COASTCAM
+from tests.helpers.data import COASTCAM, REPO
 
 TIMEX = COASTCAM / "1581508801.c1.timex.jpg"  # 2448 x 2048, CC0
 
@@ -139,3 +141,13 @@ def test_grabcut_moves_a_misplaced_water_edge_to_the_colour_edge(offset):
     assert all(abs(r - 120) <= 3 for r in edge_rows), edge_rows
     assert np.array_equal(out[drawn], mask[drawn])
     assert (out[:10] == SKY).all()
+
+
+def test_the_labelling_tool_runs_without_torch():
+    """Devices have no PyTorch: the command and its server must not import it."""
+    code = (
+        "import sys, edge.commands.label, edge.beach.labelling.server; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr or "torch was imported"
