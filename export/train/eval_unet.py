@@ -6,6 +6,9 @@
         --method shipped=edge/models/unet.onnx --method colour \
         --method cv=A:fold_A.pt,B:fold_B.pt,... [--width 1280] [--json OUT] [--groups g1,g2]
 
+``--labels`` takes label JSON files and ``geoedge label`` folders alike
+(:func:`export.data.real_labels.load`).
+
 Methods:
 - ``NAME=PATH.onnx``: the edge inference path
   (:func:`edge.beach.waterline.segmentation.unet_probability`, the manifest's resize/tile

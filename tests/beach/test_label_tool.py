@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.beach.labelling.assist import StartingSegmenter, grabcut_assist
+from edge.beach.labelling.assist import StartingMask, StartingSegmenter, grabcut_assist
 from edge.beach.labelling.record import IGNORE, LAND, SKY, WATER, read_label_dir
 from edge.beach.labelling.server import LabelSession, make_server, url_of
 from tests.helpers.data import COASTCAM, REPO
@@ -151,3 +153,40 @@ def test_the_labelling_tool_runs_without_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr or "torch was imported"
+
+
+def test_the_server_assists_and_refuses_a_mask_of_the_wrong_size(tmp_path):
+    """The page's HTTP calls without the page: GrabCut moves a misplaced edge of a sea/sand
+    image, a mask of the wrong size is refused with one JSON error line and nothing is saved."""
+    images, labels = tmp_path / "timex", tmp_path / "labels"
+    images.mkdir()
+    bgr = np.zeros((120, 160, 3), np.uint8)
+    bgr[:60] = (170, 110, 40)
+    bgr[60:] = (120, 180, 210)
+    cv2.imwrite(str(images / "scene.png"), bgr)
+
+    def misplaced_start(image: np.ndarray) -> StartingMask:
+        mask = np.full(image.shape[:2], LAND, np.uint8)
+        mask[:45] = WATER  # the edge 15 px too far seaward
+        return StartingMask(mask, "test start")
+
+    session = LabelSession(images, labels, "tester", misplaced_start, "test start")
+    server = make_server(session)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = url_of(server)
+        with urllib.request.urlopen(base + "api/images/0/mask") as r:
+            start = np.frombuffer(r.read(), np.uint8).reshape(120, 160)
+            assert r.headers["X-Mask-Source"] == "test start"
+        body = start.tobytes() + np.zeros(start.size, np.uint8).tobytes()
+        with urllib.request.urlopen(base + "api/images/0/grabcut", data=body) as r:
+            assisted = np.frombuffer(r.read(), np.uint8).reshape(120, 160)
+        assert abs(int((assisted[:, 80] == WATER).sum()) - 60) <= 2
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + "api/images/0/save", data=b"\x01" * 10)
+        assert refused.value.code == 400
+        assert "expected 1 x 160x120 bytes" in json.loads(refused.value.read())["error"]
+        assert not labels.exists()
+    finally:
+        server.shutdown()
+        server.server_close()
