@@ -190,3 +190,26 @@ def test_the_server_assists_and_refuses_a_mask_of_the_wrong_size(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_label_saved_again_keeps_its_first_start_and_reopens_as_saved(tmp_path):
+    """Reopening an image shows the saved mask; saving it again keeps what the first
+    corrections started from (the model), not "saved label"."""
+    images, labels = tmp_path / "timex", tmp_path / "labels"
+    images.mkdir()
+    cv2.imwrite(str(images / "scene.png"), np.full((20, 30, 3), 128, np.uint8))
+
+    def start(image: np.ndarray) -> StartingMask:
+        return StartingMask(np.zeros(image.shape[:2], np.uint8), "unet first.onnx")
+
+    first = LabelSession(images, labels, "a", start, "unet first.onnx")
+    mask = np.zeros((20, 30), np.uint8)
+    mask[:5] = SKY
+    first.save(0, mask.tobytes())
+    second = LabelSession(images, labels, "b", start, "unet second.onnx")
+    view = second.mask(0)
+    assert view.source == "saved label" and np.array_equal(view.mask, mask)
+    mask[5:10] = WATER
+    label = second.save(0, mask.tobytes())
+    assert label.record.start == "unet first.onnx" and label.record.labeller == "b"
+    assert np.array_equal(label.read_mask(), mask)

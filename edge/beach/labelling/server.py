@@ -36,6 +36,7 @@ from edge.beach.labelling.record import (
     IMAGE_SUFFIXES,
     TOOL,
     Label,
+    LabelRecord,
     save_label,
     saved_mask,
 )
@@ -132,10 +133,17 @@ class LabelSession:
         return grabcut_assist(self.bgr(index), mask, drawn > 0)
 
     def save(self, index: int, body: bytes) -> Label:
+        """Save the page's mask; a label saved again keeps the ``start`` of its first record
+        (what made the mask the corrections began from)."""
         (mask,) = self._mask_from(index, body, 1)
-        label = save_label(
-            self.label_dir, self.image(index), mask, self.labeller, self.start_source, self.station
+        image = self.image(index)
+        earlier = self.label_dir / f"{image.stem}.json"
+        start = (
+            LabelRecord.from_json(earlier.read_text(), earlier).start
+            if earlier.is_file()
+            else self.start_source
         )
+        label = save_label(self.label_dir, image, mask, self.labeller, start, self.station)
         log.info("saved %s (water %.1f %%)", label.mask, 100 * label.record.fractions["water"])
         return label
 
