@@ -41,7 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="'default' (the shipped U-Net) or an .onnx with its manifest: the starting masks",
     )
     parser.add_argument("--station", default=None, help="station id recorded with every mask")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only: the page has no login)",
+    )
     parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
     parser.set_defaults(handler=_handle)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -213,3 +214,28 @@ def test_a_label_saved_again_keeps_its_first_start_and_reopens_as_saved(tmp_path
     label = second.save(0, mask.tobytes())
     assert label.record.start == "unet first.onnx" and label.record.labeller == "b"
     assert np.array_equal(label.read_mask(), mask)
+
+
+def test_geoedge_label_prints_the_url_it_serves_and_stops_on_interrupt(tmp_path):
+    """The command as an operator runs it: one line naming the images and the starting masks,
+    one with the URL; the page and the image list answer there; Ctrl+C (SIGINT) stops it."""
+    images = tmp_path / "timex"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.full((40, 50, 3), 128, np.uint8))
+    cmd = [sys.executable, "-m", "edge", "label", str(images), "--out", str(tmp_path / "labels")]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first = proc.stdout.readline()
+        url = proc.stdout.readline().split()[1]
+        assert "1 images" in first and "starting masks from" in first
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert b"label.js" in r.read()
+        with urllib.request.urlopen(url + "api/images", timeout=10) as r:
+            assert json.loads(r.read())["images"] == [{"name": "a.png", "labelled": False}]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+    finally:
+        proc.kill()
+        proc.communicate()
