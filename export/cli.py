@@ -9,6 +9,9 @@ PyTorch, and a command that needs torch there says so in one line.
 - ``fp16 MODEL.onnx``: FP16 weights, FP32 inputs/outputs;
 - ``tensorrt MODEL.{fp16,int8}.onnx``: cached TensorRT engine (needs TensorRT);
 - ``verify MODEL.onnx --data HELDOUT``: accuracy gate of each precision against FP32;
+- ``onnx ... --site-labels DIR`` / ``site-gate MODEL.onnx --labels DIR``: the per-site gate
+  (:mod:`export.convert.site_gate`) at export, or again later (e.g. after the shipped model
+  changed);
 - ``train-unet`` / ``train-detector``: added by ``export.train.unet_command`` /
   ``export.train.detector`` through their ``register(subparsers)``.
 """
@@ -70,6 +73,21 @@ def register_subcommands(parser: argparse.ArgumentParser) -> None:
         help="with --site-labels: boundary distance rise allowed, px at 1280 px width",
     )
     p.set_defaults(handler=_onnx)
+
+    p = sub.add_parser(
+        "site-gate", help="is an exported site model still no worse than the reference?"
+    )
+    p.add_argument("model", type=Path, help="the site model .onnx (manifest beside it)")
+    p.add_argument(
+        "--labels", type=Path, nargs="+", required=True, metavar="LABEL_DIR",
+        help="the station's held-out geoedge label folders",
+    )  # fmt: skip
+    p.add_argument("--reference", default="default", help="default or an .onnx")
+    p.add_argument("--max-iou-drop", type=float, default=0.0, help="IoU loss allowed")
+    p.add_argument(
+        "--max-boundary-rise", type=float, default=1.0, help="px at 1280 px width allowed"
+    )
+    p.set_defaults(handler=_site_gate)
 
     p = sub.add_parser("quantize", help="static INT8 (QDQ) from calibration images")
     p.add_argument("model", type=Path, help="the FP32 .onnx")
@@ -140,21 +158,42 @@ def _onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_gate(args: argparse.Namespace) -> int:
+    """Judge an exported model again (e.g. after the shipped model changed); writes nothing."""
+    from edge.models.manifest import load_manifest
+    from export.convert.site_gate import site_gate
+
+    load_manifest(args.model)  # present and unchanged (sha256)
+    reference, name = _reference(args.reference)
+    gate = site_gate(
+        args.model, reference, name, args.labels, args.max_iou_drop, args.max_boundary_rise
+    )
+    print(f"{args.model}: {gate.summary()}", file=sys.stdout if gate.passed else sys.stderr)
+    return 0 if gate.passed else 1
+
+
+def _reference(spec: str) -> tuple[Path, str]:
+    """The FP32 reference model of ``--reference`` and how the gate names it."""
+    from edge.models.manifest import file_sha256
+    from edge.models.runtime import resolve_model
+
+    reference = resolve_model(spec, "unet", "fp32", ["CPUExecutionProvider"])
+    return reference, f"{spec} ({reference.name} sha256 {file_sha256(reference)[:12]})"
+
+
 def _onnx_site_gated(args: argparse.Namespace, net: nn.Module, manifest: Manifest) -> int:
     """Export to a temporary file, gate it against ``--reference`` on ``--site-labels``, and
     write ``--out`` (with the comparison in its manifest's ``metrics.site_gate``) only when it
     passes; otherwise one line on stderr, nothing written, exit status 1."""
     import onnx
 
-    from edge.models.manifest import file_sha256, write_model
-    from edge.models.runtime import resolve_model
+    from edge.models.manifest import write_model
     from export.convert.onnx_export import export_onnx
     from export.convert.site_gate import site_gate
 
     if manifest.task != "segmentation":
         raise InputError(f"--site-labels: {args.checkpoint} is a {manifest.task} model")
-    reference = resolve_model(args.reference, "unet", "fp32", ["CPUExecutionProvider"])
-    name = f"{args.reference} ({reference.name} sha256 {file_sha256(reference)[:12]})"
+    reference, name = _reference(args.reference)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.out.parent, prefix=".site-gate-") as tmp:
         candidate = Path(tmp) / args.out.name

@@ -94,6 +94,10 @@ def test_fine_tune_then_gate_exports_a_site_model_no_worse_than_the_shipped_one(
     assert gate["candidate"]["iou"] >= gate["reference"]["iou"]
     assert gate["candidate"]["boundary_px"] <= gate["reference"]["boundary_px"] + 1.0
     assert manifest.metrics["site_finetune"]["images"] == {STATION: 10}
+    # judged again later (what an operator runs after the shipped model changes): same verdict
+    capsys.readouterr()
+    assert main(["export", "site-gate", str(model), "--labels", str(heldout)]) == 0
+    assert f"IoU {gate['candidate']['iou']:.4f}" in capsys.readouterr().out
 
 
 @needs_duck
