@@ -32,6 +32,7 @@ COMMANDS = (
     "timex",
     "rectify",
     "segment",
+    "label",
     "waterline",
     "runup",
     "shoreline",

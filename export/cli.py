@@ -11,8 +11,11 @@ PyTorch, and a command that needs torch there says so in one line.
 - ``tensorrt MODEL.onnx``: TensorRT engine on the target, keyed and cached like the station's
   (needs TensorRT and a GPU);
 - ``verify MODEL.onnx --data HELDOUT``: accuracy gate of each precision against FP32;
-- ``train-unet`` / ``train-detector``: added by ``export.train.unet`` / ``export.train.detector``
-  through their ``register(subparsers)``.
+- ``onnx ... --site-labels DIR`` / ``site-gate MODEL.onnx --labels DIR``: the per-site gate
+  (:mod:`export.convert.site_gate`) at export, or again later (e.g. after the shipped model
+  changed);
+- ``train-unet`` / ``train-detector``: added by ``export.train.unet_command`` /
+  ``export.train.detector`` through their ``register(subparsers)``.
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ import argparse
 import importlib
 import json
 import logging
+import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edge.models.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
 #: Modules that add their own sub-command through ``register(subparsers)``.
-TRAINING_COMMANDS = ("export.train.unet", "export.train.detector")
+TRAINING_COMMANDS = ("export.train.unet_command", "export.train.detector")
 
 
 def register_subcommands(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +56,40 @@ def register_subcommands(parser: argparse.ArgumentParser) -> None:
         help="torch.onnx exporter (default dynamo)",
     )
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    p.add_argument(
+        "--site-labels",
+        type=Path,
+        nargs="+",
+        metavar="LABEL_DIR",
+        help="per-site gate: held-out geoedge label folders; the model is written only when "
+        "it is not worse than --reference on them (see export.convert.site_gate)",
+    )
+    p.add_argument("--reference", default="default", help="with --site-labels: default or an .onnx")
+    p.add_argument(
+        "--max-iou-drop", type=float, default=0.0, help="with --site-labels: IoU loss allowed"
+    )
+    p.add_argument(
+        "--max-boundary-rise",
+        type=float,
+        default=1.0,
+        help="with --site-labels: boundary distance rise allowed, px at 1280 px width",
+    )
     p.set_defaults(handler=_onnx)
+
+    p = sub.add_parser(
+        "site-gate", help="is an exported site model still no worse than the reference?"
+    )
+    p.add_argument("model", type=Path, help="the site model .onnx (manifest beside it)")
+    p.add_argument(
+        "--labels", type=Path, nargs="+", required=True, metavar="LABEL_DIR",
+        help="the station's held-out geoedge label folders",
+    )  # fmt: skip
+    p.add_argument("--reference", default="default", help="default or an .onnx")
+    p.add_argument("--max-iou-drop", type=float, default=0.0, help="IoU loss allowed")
+    p.add_argument(
+        "--max-boundary-rise", type=float, default=1.0, help="px at 1280 px width allowed"
+    )
+    p.set_defaults(handler=_site_gate)
 
     p = sub.add_parser("quantize", help="static INT8 from calibration images")
     p.add_argument("model", type=Path, help="the FP32 .onnx")
@@ -118,6 +162,8 @@ def _onnx(args: argparse.Namespace) -> int:
     from export.convert.onnx_export import export_onnx, load_checkpoint
 
     net, manifest = load_checkpoint(args.checkpoint)
+    if args.site_labels:
+        return _onnx_site_gated(args, net, manifest)
     manifest, parity = export_onnx(
         net, args.out, manifest, dynamo=args.exporter == "dynamo", opset=args.opset
     )
@@ -125,6 +171,60 @@ def _onnx(args: argparse.Namespace) -> int:
         f"{args.out}: sha256 {manifest.sha256[:12]}, parity max |diff| "
         f"{parity.max_abs_diff:.2e}, {parity.measure} {parity.agreement:.4f}"
     )
+    return 0
+
+
+def _site_gate(args: argparse.Namespace) -> int:
+    """Judge an exported model again (e.g. after the shipped model changed); writes nothing."""
+    from edge.models.manifest import load_manifest
+    from export.convert.site_gate import site_gate
+
+    load_manifest(args.model)  # present and unchanged (sha256)
+    reference, name = _reference(args.reference)
+    gate = site_gate(
+        args.model, reference, name, args.labels, args.max_iou_drop, args.max_boundary_rise
+    )
+    print(f"{args.model}: {gate.summary()}", file=sys.stdout if gate.passed else sys.stderr)
+    return 0 if gate.passed else 1
+
+
+def _reference(spec: str) -> tuple[Path, str]:
+    """The FP32 reference model of ``--reference`` and how the gate names it."""
+    from edge.models.manifest import file_sha256
+    from edge.models.runtime import resolve_model
+
+    reference = resolve_model(spec, "unet", "fp32", ["CPUExecutionProvider"])
+    return reference, f"{spec} ({reference.name} sha256 {file_sha256(reference)[:12]})"
+
+
+def _onnx_site_gated(args: argparse.Namespace, net: nn.Module, manifest: Manifest) -> int:
+    """Export to a temporary file, gate it against ``--reference`` on ``--site-labels``, and
+    write ``--out`` (with the comparison in its manifest's ``metrics.site_gate``) only when it
+    passes; otherwise one line on stderr, nothing written, exit status 1."""
+    import onnx
+
+    from edge.models.manifest import write_model
+    from export.convert.onnx_export import export_onnx
+    from export.convert.site_gate import site_gate
+
+    if manifest.task != "segmentation":
+        raise InputError(f"--site-labels: {args.checkpoint} is a {manifest.task} model")
+    reference, name = _reference(args.reference)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.out.parent, prefix=".site-gate-") as tmp:
+        candidate = Path(tmp) / args.out.name
+        manifest, _ = export_onnx(
+            net, candidate, manifest, dynamo=args.exporter == "dynamo", opset=args.opset
+        )
+        gate = site_gate(
+            candidate, reference, name, args.site_labels, args.max_iou_drop, args.max_boundary_rise
+        )
+        if not gate.passed:
+            print(f"{args.prog}: {gate.summary()}; {args.out} not written", file=sys.stderr)
+            return 1
+        manifest.metrics = {**manifest.metrics, "site_gate": gate.to_dict()}
+        write_model(onnx.load(str(candidate)), args.out, manifest)
+    print(f"{args.out}: sha256 {manifest.sha256[:12]}; {gate.summary()}")
     return 0
 
 

@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
         help="train, export to ONNX, quantise, build TensorRT engines, verify accuracy",
-        description="Training side: onnx, quantize, fp16, tensorrt, verify, train-unet, "
+        description="Training side: onnx, quantize, fp16, tensorrt, verify, site-gate, train-unet, "
         "train-detector. Each step writes or checks the model's manifest.",
     )
     register_subcommands(parser)

@@ -18,10 +18,19 @@ in the list wins (list the newer, fuller label sets last).
 Stations are grouped for validation (:data:`GROUPS`): frames of one camera, and cameras of
 one site and survey, are strongly correlated, so a fold holds out whole groups.
 
-``python -m export.data.real_labels --labels A.json B.json ... --out DIR [--long-side 1024]``
+A label folder written by ``geoedge label`` (:mod:`edge.beach.labelling.record`: ``<stem>.png``
+class masks + ``<stem>.json`` records) may stand wherever a label file does: its images keep
+their own paths, its station is the record's ``station`` (else the folder's name).
+
+``python -m export.data.real_labels --labels A.json B.json DIR ... --out DIR [--long-side 1024]``
 writes ``DIR/<n>.npz`` (``image`` BGR uint8, ``mask`` uint8 0/1/2/255, resized so the
 long side is ``--long-side``) and ``DIR/table.json`` (one row per image: key, station,
 group, kind, size, source file, class fractions). No images are written anywhere else.
+
+``python -m export.data.real_labels --labels A.json --stations duck-c6 --label-dir DIR
+[--split K]`` writes the chosen stations' labels in the ``geoedge label`` layout instead (the
+images stay where they are): with ``--split K`` every K-th image in key order (the first, the
+K+1-th, ...) goes to ``DIR/heldout`` and the others to ``DIR/train``.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge import __version__
+from edge.beach.labelling.record import read_label_dir, save_label
 from export.data.paths import data_root
 
 #: Where the labelled images are (the keys of the label files are paths under it).
@@ -63,6 +74,10 @@ FOLDS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class LabelledImage:
+    """One labelled image: ``key`` is its path under :data:`DATA_ROOT` (absolute for a
+    ``geoedge label`` folder); ``entry`` the polygons of a label file, or ``mask_file`` the
+    class mask PNG of a label folder."""
+
     key: str
     station: str
     group: str
@@ -70,6 +85,20 @@ class LabelledImage:
     size: tuple[int, int]
     source: str
     entry: dict
+    mask_file: str | None = None
+
+    @property
+    def image_path(self) -> Path:
+        return DATA_ROOT / self.key
+
+    def class_mask(self) -> np.ndarray:
+        """Full-resolution uint8 mask: 0 land, 1 water, 2 sky, 255 ignore."""
+        if self.mask_file is None:
+            return rasterise(self.entry)
+        mask = cv2.imread(self.mask_file, cv2.IMREAD_UNCHANGED)
+        if mask is None:
+            raise FileNotFoundError(self.mask_file)
+        return mask
 
 
 def station_of(key: str, entry: dict) -> str:
@@ -92,10 +121,29 @@ def group_of(station: str) -> str:
     return station
 
 
+def load_label_dir(label_dir: Path) -> list[LabelledImage]:
+    """The labels of a ``geoedge label`` folder (images and masks checked against their records)."""
+    items = []
+    for label in read_label_dir(label_dir):
+        label.read_mask()
+        station = label.record.station or Path(label_dir).resolve().name
+        items.append(
+            LabelledImage(
+                str(label.image), station, group_of(station), "timex", label.record.size,
+                Path(label_dir).name, {}, str(label.mask),
+            )
+        )  # fmt: skip
+    return items
+
+
 def load(paths: list[Path]) -> list[LabelledImage]:
-    """All labelled images of ``paths`` (later files win on duplicate keys), sorted by key."""
+    """All labelled images of ``paths`` (label files or ``geoedge label`` folders; later ones
+    win on duplicate keys), sorted by key."""
     found: dict[str, LabelledImage] = {}
     for path in paths:
+        if Path(path).is_dir():
+            found.update((item.key, item) for item in load_label_dir(Path(path)))
+            continue
         doc = json.loads(Path(path).read_text())
         images = doc.get("images", doc)
         for key, entry in images.items():
@@ -129,10 +177,10 @@ def rasterise(entry: dict) -> np.ndarray:
 
 def read_pair(item: LabelledImage, long_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """BGR uint8 image and class mask, resized so the long side is ``long_side`` (or full)."""
-    img = cv2.imread(str(DATA_ROOT / item.key), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(item.image_path), cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(DATA_ROOT / item.key)
-    mask = rasterise(item.entry)
+        raise FileNotFoundError(item.image_path)
+    mask = item.class_mask()
     if mask.shape != img.shape[:2]:
         # label size disagrees with the file (e.g. a re-saved image): scale the mask
         mask = cv2.resize(mask, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
@@ -163,6 +211,7 @@ def build(paths: list[Path], out: Path, long_side: int) -> list[dict]:
         }
         row = asdict(item)
         row.pop("entry")
+        row.pop("mask_file")
         row.update(file=f"{n:04d}.npz", stored_size=[img.shape[1], img.shape[0]], fractions=frac)
         rows.append(row)
     (out / "table.json").write_text(json.dumps(rows, indent=1))
@@ -191,6 +240,24 @@ def write_pairs(root: Path, out: Path, groups: set[str] | None = None) -> int:
     return n
 
 
+def write_label_dirs(
+    paths: list[Path], out: Path, stations: set[str] | None, split: int | None
+) -> dict[str, int]:
+    """The labels of ``stations`` (all when None) in the ``geoedge label`` layout under ``out``
+    (``out/train`` + ``out/heldout`` with ``split``); returns images per folder."""
+    items = [i for i in load(paths) if stations is None or i.station in stations]
+    counts: dict[str, int] = {}
+    for n, item in enumerate(items):
+        folder = out if split is None else out / ("heldout" if n % split == 0 else "train")
+        labeller = item.entry.get("labeller", "unknown")
+        save_label(
+            folder, item.image_path, item.class_mask(), labeller, f"polygons of {item.source}",
+            item.station, tool=f"export.data.real_labels {__version__}",
+        )  # fmt: skip
+        counts[str(folder)] = counts.get(str(folder), 0) + 1
+    return counts
+
+
 def summary(rows: list[dict]) -> str:
     """Counts per group / station / kind, as text."""
     from collections import Counter
@@ -205,7 +272,10 @@ def summary(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--labels", type=Path, nargs="+", required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, help="folder for the npz pairs and table.json")
+    p.add_argument("--label-dir", type=Path, help="write geoedge label folders here instead")
+    p.add_argument("--stations", default="", help="with --label-dir: only these (comma-separated)")
+    p.add_argument("--split", type=int, default=None, help="with --label-dir: every K-th held out")
     p.add_argument("--long-side", type=int, default=1024)
     p.add_argument(
         "--pairs",
@@ -214,6 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         help="also write images/ + masks/ PNG pairs here (for export verify)",
     )
     args = p.parse_args(argv)
+    if args.label_dir is not None:
+        stations = {s for s in args.stations.split(",") if s} or None
+        for folder, n in write_label_dirs(
+            args.labels, args.label_dir, stations, args.split
+        ).items():
+            print(f"{n} labels -> {folder}")
+        return 0
+    if args.out is None:
+        p.error("--out or --label-dir is required")
     rows = build(args.labels, args.out, args.long_side)
     print(summary(rows))
     if args.pairs:

@@ -6,6 +6,9 @@
         --method shipped=edge/models/unet.onnx --method colour \
         --method cv=A:fold_A.pt,B:fold_B.pt,... [--width 1280] [--json OUT] [--groups g1,g2]
 
+``--labels`` takes label JSON files and ``geoedge label`` folders alike
+(:func:`export.data.real_labels.load`).
+
 Methods:
 - ``NAME=PATH.onnx``: the edge inference path
   (:func:`edge.beach.waterline.segmentation.unet_probability`, the manifest's resize/tile
@@ -41,7 +44,7 @@ import cv2
 import numpy as np
 
 from edge.errors import InputError
-from export.data.real_labels import DATA_ROOT, FOLDS, load, rasterise
+from export.data.real_labels import FOLDS, LabelledImage, load
 
 #: The model input width the guided refinement's radius is scaled to (the shipped U-Net's).
 REFINE_MODEL_WIDTH = 320
@@ -200,6 +203,32 @@ def make_method(spec: str) -> tuple[str, Method]:
     return name, single
 
 
+def read_labelled(item: LabelledImage) -> tuple[np.ndarray, np.ndarray]:
+    """Full-resolution BGR image and class mask (the mask resized to the image if needed)."""
+    bgr = cv2.imread(str(item.image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"{item.image_path}: cannot read the image")
+    mask = item.class_mask()
+    if mask.shape != bgr.shape[:2]:
+        mask = cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return bgr, mask
+
+
+def score(prob: np.ndarray, mask: np.ndarray, width: int) -> dict[str, float]:
+    """``{"iou", "bd"}`` of a water probability (>= 0.5 is water) against a class mask, both at
+    full resolution, measured at ``width`` px image width (IoU over non-ignore pixels; ``bd``
+    the boundary distance in px at that width)."""
+    s = width / mask.shape[1]
+    size = (width, max(1, round(mask.shape[0] * s)))
+    m_small = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    truth, valid = m_small == 1, m_small != 255
+    pred = cv2.resize(prob.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
+    return {
+        "iou": round(iou(pred, truth, valid), 4),
+        "bd": round(boundary_distance(pred, truth, valid), 2),
+    }
+
+
 def evaluate(
     label_paths: list[Path],
     methods: list[tuple[str, Method]],
@@ -211,30 +240,15 @@ def evaluate(
         items = [i for i in items if i.group in groups]
     rows: list[ImageResult] = []
     for item in items:
-        image_path = DATA_ROOT / item.key
-        bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InputError(f"{image_path}: cannot read the image")
-        mask = rasterise(item.entry)
-        if mask.shape != bgr.shape[:2]:
-            mask = cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_NEAREST)
+        bgr, mask = read_labelled(item)
         ground = (mask == 0) | (mask == 1)
-        s = width / bgr.shape[1]
-        size = (width, max(1, round(bgr.shape[0] * s)))
-        m_small = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-        truth, valid = m_small == 1, m_small != 255
         scores: dict[str, dict[str, float]] = {}
         for name, fn in methods:
             t = time.time()
             prob = fn(bgr, item.group, ground)
             if prob is None:
                 continue
-            pred = cv2.resize(prob.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
-            scores[name] = {
-                "iou": round(iou(pred, truth, valid), 4),
-                "bd": round(boundary_distance(pred, truth, valid), 2),
-                "s": round(time.time() - t, 3),
-            }
+            scores[name] = {**score(prob, mask, width), "s": round(time.time() - t, 3)}
         rows.append(ImageResult(item.key, item.station, item.group, item.kind, scores))
         print(
             item.station,

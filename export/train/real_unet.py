@@ -28,12 +28,16 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from export.train.unet import SHIPPED, _size, save_checkpoint, unet_manifest
+
+if TYPE_CHECKING:
+    import torch
 
 #: (BGR uint8 image, class mask uint8: 0 land, 1 water, 2 sky, 255 ignore).
 Pair = tuple[np.ndarray, np.ndarray]
@@ -113,6 +117,21 @@ def sample(
     return photometric(rng, np.ascontiguousarray(im)), np.ascontiguousarray(m)
 
 
+def masked_loss(logits: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
+    """BCE + soft Dice of water logits (N x 1 x H x W) against class masks (N x 1 x H x W
+    uint8: water = 1), over the valid (not ignore) pixels only."""
+    import torch
+    from torch.nn import functional as F
+
+    target = torch.from_numpy((masks == 1).astype(np.float32))
+    valid = torch.from_numpy((masks != 255).astype(np.float32))
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=valid, reduction="sum")
+    bce = bce / valid.sum().clamp(min=1)
+    prob = torch.sigmoid(logits) * valid
+    dice = 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + (target * valid).sum() + 1)
+    return bce + dice
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--real", type=Path, required=True)
@@ -136,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import torch
-    from torch.nn import functional as F
 
     from export.data.segmentation import NORMALISATION, to_input
     from export.nets.unet import build
@@ -191,15 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             xs.append(to_input(im))
             ys.append(mm[None])
         x = torch.from_numpy(np.stack(xs))
-        yy = np.stack(ys)
-        target = torch.from_numpy((yy == 1).astype(np.float32))
-        valid = torch.from_numpy((yy != 255).astype(np.float32))
-        logits = net(x)
-        bce = F.binary_cross_entropy_with_logits(logits, target, weight=valid, reduction="sum")
-        bce = bce / valid.sum().clamp(min=1)
-        prob = torch.sigmoid(logits) * valid
-        dice = 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + (target * valid).sum() + 1)
-        loss = bce + dice
+        loss = masked_loss(net(x), np.stack(ys))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -1,4 +1,5 @@
-"""``geoedge export train-unet``: train or fine-tune the sea/land U-Net.
+"""Train or fine-tune the sea/land U-Net on image/mask pairs (``geoedge export train-unet``,
+whose command line is :mod:`export.train.unet_command`).
 
 ::
 
@@ -43,40 +44,6 @@ def _size(text: str) -> tuple[int, int]:
     if h % 8 or w % 8:
         raise argparse.ArgumentTypeError(f"{text}: height and width must be multiples of 8")
     return h, w
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train-unet", help="train / fine-tune the sea-land U-Net")
-    p.add_argument("--images", type=Path, required=True, help="TimeX images (PNG/JPEG)")
-    p.add_argument("--masks", type=Path, required=True, help="masks, PNG, 255 = water")
-    p.add_argument("--out", type=Path, default=Path("unet.pt"), help="checkpoint to write")
-    p.add_argument("--init", default="default", help="default (shipped weights), none, or a .pt")
-    p.add_argument("--epochs", type=int, default=10, help="passes over the training set")
-    p.add_argument("--size", type=_size, default=(256, 320), help="model input HxW")
-    p.add_argument("--crop", type=_size, default=(128, 160), help="training crop HxW")
-    p.add_argument("--batch", type=int, default=16, help="images per step")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
-    p.add_argument("--width", type=int, default=8, help="channels of the first level")
-    p.add_argument("--depth", type=int, default=4, help="levels")
-    p.add_argument(
-        "--val-fraction", type=float, default=0.1, help="share of images held out for validation"
-    )
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    p.add_argument("--seed", type=int, default=0, help="random seed (split, augmentation)")
-    p.add_argument("--description", default="", help="training data description (manifest)")
-    p.set_defaults(handler=_handle)
-
-
-def _handle(args: argparse.Namespace) -> int:
-    from export.convert.onnx_export import require_torch
-
-    require_torch()
-    result = train(args)
-    print(
-        f"train-unet: best held-out IoU {result['val_iou']:.4f} at epoch {result['epoch']} "
-        f"({result['val_count']} held-out images) -> {args.out}"
-    )
-    return 0
 
 
 def _initial_state(init: str, width: int, depth: int) -> dict[str, Any] | None:
