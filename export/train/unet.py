@@ -46,6 +46,17 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def init_architecture(init: str) -> dict[str, int]:
+    """The ``arch_kwargs`` (width, depth) of the ``--init`` checkpoint; {} for ``none`` or
+    when no shipped weights exist (training from scratch)."""
+    import torch
+
+    path = SHIPPED if init == "default" else Path(init)
+    if init == "none" or not path.is_file():
+        return {}
+    return dict(torch.load(path, map_location="cpu", weights_only=True).get("arch_kwargs", {}))
+
+
 def _initial_state(init: str, width: int, depth: int) -> dict[str, Any] | None:
     import torch
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edge.errors import InputError
 from export.train.site_unet import finetune
-from export.train.unet import _size, train
+from export.train.unet import _size, init_architecture, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lr", type=float, default=None, help="peak learning rate, AdamW (2e-3; --real: 5e-4)"
     )
-    p.add_argument("--width", type=int, default=8, help="channels of the first level")
-    p.add_argument("--depth", type=int, default=4, help="levels")
+    p.add_argument(
+        "--width", type=int, default=None,
+        help="channels of the first level (default: the --init checkpoint's; 8 from scratch)",
+    )  # fmt: skip
+    p.add_argument(
+        "--depth", type=int, default=None, help="levels (default: the --init checkpoint's; 4)"
+    )
     p.add_argument(
         "--val-fraction", type=float, default=0.1, help="share of images held out for validation"
     )
@@ -75,6 +80,11 @@ def _handle(args: argparse.Namespace) -> int:
         args.batch = 4 if args.real else 16
     if args.lr is None:
         args.lr = 5e-4 if args.real else 2e-3
+    built = init_architecture(args.init)
+    if args.width is None:
+        args.width = built.get("width", 8)
+    if args.depth is None:
+        args.depth = built.get("depth", 4)
     if args.real:
         done = finetune(args)
         print(
