@@ -38,6 +38,7 @@ COMMANDS = (
     "gpr",
     "export",
     "doctor",
+    "hub",
 )
 
 EXIT_USER_ERROR = 2

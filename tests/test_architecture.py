@@ -95,4 +95,4 @@ def test_edge_shows_subsystems_not_stages():
     modules = sorted(p.name for p in (REPO / "edge").glob("*.py"))
     assert modules == ["__init__.py", "__main__.py", "cli.py", "errors.py"]
     packages = {p.name for p in (REPO / "edge").iterdir() if (p / "__init__.py").is_file()}
-    assert packages == {"station", "models", "beach", "gpr", "config", "commands"}
+    assert packages == {"station", "models", "beach", "gpr", "config", "commands", "hub"}

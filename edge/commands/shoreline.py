@@ -10,16 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-from scipy.stats import linregress
-
 from edge.beach.shoreline.store import ShorelineStore
+from edge.beach.shoreline.trend import shoreline_trend
 from edge.commands.arguments import config_or_state, utc_time
 from edge.config import load_config
 from edge.errors import InputError
 from edge.station.messages import utc_iso
-
-SECONDS_PER_YEAR = 365.25 * 86400.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,15 +33,17 @@ def trend_rows(series: dict) -> list[dict]:
     """Rate (m/yr) and its standard error per transect; None where fewer than 3 points."""
     rows = []
     for transect, points in sorted(series.items()):
-        t = np.array([p.time for p in points]) / SECONDS_PER_YEAR
-        x = np.array([p.distance_m for p in points])
-        row = {"id": transect, "n": len(points), "rate_m_per_yr": None, "stderr_m_per_yr": None,
-               "first": utc_iso(points[0].time), "last": utc_iso(points[-1].time)}  # fmt: skip
-        if len(points) >= 3 and np.ptp(t) > 0:
-            fit = linregress(t, x)
-            row["rate_m_per_yr"] = round(float(fit.slope), 3)
-            row["stderr_m_per_yr"] = round(float(fit.stderr), 3)
-        rows.append(row)
+        trend = shoreline_trend([p.time for p in points], [p.distance_m for p in points])
+        rows.append(
+            {
+                "id": transect,
+                "n": trend.n,
+                "rate_m_per_yr": trend.rate_m_per_yr,
+                "stderr_m_per_yr": trend.stderr_m_per_yr,
+                "first": utc_iso(points[0].time),
+                "last": utc_iso(points[-1].time),
+            }
+        )
     return rows
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "StationConfig",
     "format_validation_error",
     "load_config",
+    "read_toml",
     "referenced_files",
     "with_changes",
 ]
@@ -118,9 +119,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: {where}: {msg}{shown}{more}"
 
 
-def load_config(path: str | Path) -> StationConfig:
-    """Read and validate a station TOML file; raise ConfigError with one line on any problem."""
-    path = Path(path)
+def read_toml(path: Path) -> dict[str, Any]:
+    """The tables of the TOML file ``path``; ConfigError with one line when it cannot be read
+    or is no valid TOML (shared by every config file: station, hub)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -135,6 +136,13 @@ def load_config(path: str | Path) -> StationConfig:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except RecursionError:
         raise ConfigError(f"{path}: not valid TOML (arrays or tables nested too deeply)") from None
+    return data
+
+
+def load_config(path: str | Path) -> StationConfig:
+    """Read and validate a station TOML file; raise ConfigError with one line on any problem."""
+    path = Path(path)
+    data = read_toml(path)
     try:
         cfg = StationConfig.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:

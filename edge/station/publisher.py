@@ -65,10 +65,38 @@ _OFFLINE_ACK_S = 2.0
 SESSION_EXPIRY_S = 7 * 86400
 
 
-def _read_password(cfg: MqttSection) -> str | None:
-    if cfg.password_file is None:
-        return None
-    return read_secret(cfg.password_file, "mqtt.password_file")
+def apply_credentials(client: mqtt.Client, cfg: MqttSection) -> None:
+    """Give ``client`` the user name, the password (read from ``mqtt.password_file``), the
+    TLS CA and the client certificate of ``cfg`` (every MQTT client of GeoEdge: a station's
+    publisher, the hub's subscribers). ConfigError names the key of a file that cannot serve."""
+    where = f"{cfg.host}:{cfg.port}"
+    if cfg.username is not None:
+        password = None
+        if cfg.password_file is not None:
+            password = read_secret(cfg.password_file, "mqtt.password_file")
+        client.username_pw_set(cfg.username, password)
+        if cfg.tls is None:
+            log.warning(
+                "mqtt: the password for %s goes to %s in clear text (no [mqtt.tls]): "
+                "anyone on the path can read it",
+                cfg.username,
+                where,
+            )
+    if cfg.tls is not None:
+        tls = cfg.tls
+        if tls.key_file is not None:
+            check_secret_file(tls.key_file, "mqtt.tls.key_file")
+        try:
+            client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"mqtt.tls: cannot load the certificates ({exc})") from None
+        if tls.insecure:
+            log.warning("mqtt.tls.insecure = true: the broker's host name is NOT verified")
+            client.tls_insecure_set(True)
 
 
 class Publisher:
@@ -141,30 +169,7 @@ class Publisher:
             qos=1,
             retain=True,
         )
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, _read_password(cfg))
-            if cfg.tls is None:
-                log.warning(
-                    "mqtt: the password for %s goes to %s in clear text (no [mqtt.tls]): "
-                    "anyone on the path can read it",
-                    cfg.username,
-                    self._where,
-                )
-        if cfg.tls is not None:
-            tls = cfg.tls
-            if tls.key_file is not None:
-                check_secret_file(tls.key_file, "mqtt.tls.key_file")
-            try:
-                client.tls_set(
-                    ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                    certfile=str(tls.cert_file) if tls.cert_file else None,
-                    keyfile=str(tls.key_file) if tls.key_file else None,
-                )
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"mqtt.tls: cannot load the certificates ({exc})") from None
-            if tls.insecure:
-                log.warning("mqtt.tls.insecure = true: the broker's host name is NOT verified")
-                client.tls_insecure_set(True)
+        apply_credentials(client, cfg)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
