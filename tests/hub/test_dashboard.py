@@ -167,6 +167,11 @@ def _check_page(page, hub: str, tmp_path: Path) -> None:
         "three cavities with their snippets in /api/map",
         lambda: sum(1 for c in _get(f"{hub}/api/map")["cavities"] if c["image"]) == 3,
     )
+    # The hub serves each snippet byte for byte as the station wrote it.
+    for cavity in _get(f"{hub}/api/map")["cavities"]:
+        with urllib.request.urlopen(f"{hub}/api/images/{cavity['image']}", timeout=5) as got:
+            assert got.headers["Content-Type"] == "image/png"
+            assert got.read() == (tmp_path / f"cav{int(cavity['id'][3:])}.png").read_bytes()
     page.goto(hub + "/")
     page.wait_for_selector("#map .station")
     shown = page.locator("#map .station text").all_text_contents()
