@@ -224,9 +224,13 @@ class ImageSender:
             data = src.path.read_bytes()
             # The header's own size counts against the bound; 1 KiB is plenty for it.
             fitted = fit_image(data, content_type, self.max_bytes - 1024)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             self._count("unreadable")
-            log.warning("image %s not sent: %s", src.path, getattr(exc, "strerror", None) or exc)
+            log.warning("image %s not sent: %s", src.path, exc.strerror or exc)
+            return False
+        except ValueError as exc:
+            self._count("unreadable")
+            log.warning("image %s not sent: %s", src.path, exc)
             return False
         if fitted is None:
             self._count("refused")

@@ -6,16 +6,22 @@ station (status, stats, a waterline, six tide-datum shorelines on transect T01) 
 runs as its own process (``python -m edge hub --config``). The page must show both stations,
 open a cavity's snippet on a click (the image decodes: ``naturalWidth > 0``), draw one chart
 point per published shoreline, list both stations in the health table, and log no errors.
+The map's tiles come from a local XYZ tile server (``[hub] tile_url``) that records what the page
+asks for: the tile under a cavity, at the zoom that fits the data, must be among the requests.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +127,48 @@ def _cavities(tmp_path: Path) -> list[dict[str, Any]]:
     return out
 
 
+class TileServer:
+    """A local XYZ tile server: one grey 256 px PNG for every ``/tiles/z/x/y.png``."""
+
+    def __init__(self) -> None:
+        self.requested: list[tuple[int, int, int]] = []
+        png = cv2.imencode(".png", np.full((256, 256, 3), 225, np.uint8))[1].tobytes()
+        requested = self.requested
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                z, x, y = self.path.removeprefix("/tiles/").removesuffix(".png").split("/")
+                requested.append((int(z), int(x), int(y)))
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(png)))
+                self.end_headers()
+                self.wfile.write(png)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tiles/{{z}}/{{x}}/{{y}}.png"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    """The XYZ tile holding (lon, lat) at zoom ``z`` (the slippy-map formula)."""
+    n = 2**z
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return z, int((lon + 180.0) / 360.0 * n), int(y)
+
+
 @pytest.fixture
-def hub(mosquitto_broker, tmp_path: Path):
+def tiles() -> Iterator[TileServer]:
+    server = TileServer()
+    yield server
+    server.server.shutdown()
+
+
+@pytest.fixture
+def hub(mosquitto_broker, tiles, tmp_path: Path):
     port = free_port()
     config = tmp_path / "hub.toml"
     config.write_text(
@@ -132,6 +178,7 @@ def hub(mosquitto_broker, tmp_path: Path):
             http = "127.0.0.1:{port}"
             store = "hub.sqlite"
             images_dir = "images"
+            tile_url = "{tiles.url}"
             """
         )
         + mosquitto_broker.mqtt_toml(client_id="hub-under-test")
@@ -141,8 +188,14 @@ def hub(mosquitto_broker, tmp_path: Path):
             [sys.executable, "-m", "edge", "hub", "--config", str(config)], stderr=log
         )
     base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if child.poll() is not None:
+            pytest.fail(f"the hub exited {child.returncode}: {(tmp_path / 'hub.log').read_text()}")
+        return _get(f"{base}/api/health")["broker_connected"]
+
     try:
-        _wait("the hub's /api/health", lambda: _get(f"{base}/api/health")["broker_connected"])
+        _wait("the hub's /api/health", up)
         yield base
     finally:
         child.terminate()
@@ -150,7 +203,7 @@ def hub(mosquitto_broker, tmp_path: Path):
 
 
 def test_the_dashboard_shows_stations_chart_points_and_a_cavity_snippet(
-    mosquitto_broker, hub, browser_page, tmp_path
+    mosquitto_broker, hub, tiles, browser_page, tmp_path
 ):
     cavities = _cavities(tmp_path)
     # The GPR unit has finished its line and shut down; the beach station stays online.
@@ -160,6 +213,10 @@ def test_the_dashboard_shows_stations_chart_points_and_a_cavity_snippet(
         _check_page(browser_page, hub, tmp_path)
     finally:
         beach()
+    # The page drew tiles at one zoom, and the one under cavity cav0001 was among them.
+    zooms = {z for z, _, _ in tiles.requested}
+    assert len(zooms) == 1 and 14 <= min(zooms) <= 19, zooms
+    assert _tile_of(-70.0741, 42.0507, zooms.pop()) in tiles.requested
 
 
 def _check_page(page, hub: str, tmp_path: Path) -> None:
@@ -179,6 +236,7 @@ def _check_page(page, hub: str, tmp_path: Path) -> None:
     assert page.locator("#map path.waterline").count() == 1
     assert page.locator("#map path.shoreline").count() == 1
     assert page.locator("#map circle.cavity").count() == 3
+    assert page.locator("#map .basemap image").count() > 0
 
     # The chart: one point per published T01 shoreline.
     page.wait_for_function("document.querySelectorAll('#chart circle.pt').length > 0")
