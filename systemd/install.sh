@@ -2,6 +2,11 @@
 # Install GeoEdge as a systemd service on a device (run as root from the repository):
 #
 #   sudo systemd/install.sh firmware_config/beach_station.toml
+#   sudo systemd/install.sh --hub firmware_config/hub.toml     (a control room's hub)
+#
+# --hub: geoedge[hub] into the same venv, the hub config as /etc/geoedge/hub.toml (with the
+# password files and certificates it names), the store under /var/lib/geoedge-hub, and
+# geoedge-hub.service (systemd/geoedge-hub.service) instead of the station's steps below.
 #
 # Creates the system user `geoedge`, installs the package into /opt/geoedge/venv,
 # copies the station config and the files it names (calibration, transects,
@@ -22,7 +27,9 @@ set -euo pipefail
 # gets its own modes below (and is 0750 before anything is copied into it).
 umask 022
 
-config="${1:?usage: install.sh STATION_CONFIG.toml}"
+mode=station
+if [ "${1:-}" = "--hub" ]; then mode=hub; shift; fi
+config="${1:?usage: install.sh [--hub] CONFIG.toml}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 prefix=/opt/geoedge
 etc=/etc/geoedge
@@ -41,7 +48,7 @@ id -u geoedge >/dev/null 2>&1 || \
     useradd --system --gid geoedge --home-dir "$state" --no-create-home \
         --shell /usr/sbin/nologin geoedge
 
-if [ -f /etc/nv_tegra_release ]; then
+if [ "$mode" = station ] && [ -f /etc/nv_tegra_release ]; then
     [ -n "${GEOEDGE_ORT_GPU:-}" ] || {
         echo "install.sh: a Jetson: set GEOEDGE_ORT_GPU to the onnxruntime-gpu wheel for this" \
             "JetPack (path or URL), or to '--index-url URL onnxruntime-gpu'" >&2
@@ -56,10 +63,70 @@ if [ -f /etc/nv_tegra_release ]; then
 else
     python3 -m venv "$prefix/venv"
     "$prefix/venv/bin/pip" install --quiet --upgrade pip
-    "$prefix/venv/bin/pip" install --quiet --upgrade "$repo[cpu]"
+    extras=cpu
+    [ "$mode" = hub ] && extras=hub
+    "$prefix/venv/bin/pip" install --quiet --upgrade "$repo[$extras]"
 fi
 "$prefix/venv/bin/geoedge" doctor || true
 install -m 0644 "$repo/README.md" "$prefix/README.md"
+
+if [ "$mode" = hub ]; then
+    hub_state=/var/lib/geoedge-hub
+    hub_unit=geoedge-hub.service
+    install -d -m 0750 -o geoedge -g geoedge "$hub_state"
+    install -d -m 0750 -o root -g geoedge "$etc"
+    # The files the hub config names, at their paths relative to it; an SQLite store must lie
+    # under /var/lib/geoedge-hub, the only place the service may write.
+    hub_list='
+import sys
+from pathlib import Path
+from edge.errors import GeoEdgeError
+from edge.hub.config import load_hub_config
+try:
+    config = load_hub_config(sys.argv[1])
+except GeoEdgeError as exc:
+    sys.exit(f"install.sh: {exc}")
+if not config.hub.is_postgresql and not Path(config.hub.store).is_relative_to(sys.argv[2]):
+    sys.exit(f"install.sh: hub.store: the service writes only under {sys.argv[2]}: use "
+             f"store = \"sqlite://{sys.argv[2]}/hub.sqlite\" or a postgresql:// URL")
+folder = Path(sys.argv[1]).resolve().parent
+for path in config.referenced_files()[1:]:
+    if path.is_relative_to(folder):
+        print(path.relative_to(folder))
+'
+    hub_files="$(cd / && "$prefix/venv/bin/python" -I -c "$hub_list" "$config" "$hub_state")"
+    [ -z "$hub_files" ] || printf '%s\n' "$hub_files" | while IFS= read -r rel; do
+        install -D -m 0640 "$config_dir/$rel" "$etc/$rel"
+    done
+    [ "$config_dir/$(basename "$config")" -ef "$etc/hub.toml" ] ||
+        install -m 0640 -o root -g geoedge "$config" "$etc/hub.toml"
+    chown -R root:geoedge "$etc"
+    find "$etc" -type d -exec chmod 0750 {} +
+    find "$etc" -type f -exec chmod 0640 {} +
+    # The config and the store checked as the service user before anything is enabled.
+    hub_check='
+import sys
+from edge.errors import GeoEdgeError
+from edge.hub.config import load_hub_config
+try:
+    load_hub_config(sys.argv[1]).store_url()
+except GeoEdgeError as exc:
+    sys.exit(f"install.sh: {exc}")
+'
+    (cd / && runuser -u geoedge -- "$prefix/venv/bin/python" -I -c "$hub_check" "$etc/hub.toml")
+    install -m 0644 "$repo/systemd/$hub_unit" "/etc/systemd/system/$hub_unit"
+    systemctl daemon-reload
+    systemd-analyze verify "/etc/systemd/system/$hub_unit" ||
+        echo "install.sh: systemd-analyze verify reported the problems above" >&2
+    systemctl enable "$hub_unit"
+    systemctl reset-failed "$hub_unit" 2>/dev/null || true
+    if ! systemctl restart "$hub_unit"; then
+        echo "install.sh: $hub_unit did not start; see: journalctl -u geoedge-hub -n 50" >&2
+        exit 1
+    fi
+    echo "$hub_unit installed and running; follow it with: journalctl -u geoedge-hub -f"
+    exit 0
+fi
 
 # State: the outbox and stores (state/) and the image products (products/), owned by
 # the service user. The unit's StateDirectory= would make the top one; the two below

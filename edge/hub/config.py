@@ -156,6 +156,15 @@ class HubConfig(Section):
             )
         return "postgresql+psycopg://" + url.split("://", 1)[1]
 
+    def referenced_files(self) -> list[Path]:
+        """The files the config names (itself first, password files, certificates): what an
+        install copies beside it."""
+        tls = self.mqtt.tls
+        named = [self.source_path, self.hub.store_password_file, self.mqtt.password_file]
+        if tls is not None:
+            named += [tls.ca_file, tls.cert_file, tls.key_file]
+        return [path for path in named if path is not None]
+
     def store_shown(self) -> str:
         """The store for logs and ``/api/health``: no password."""
         return redact(self.hub.store)

@@ -30,6 +30,7 @@ class StationUpdate:
     the hub's clock, ``*_time_s`` the station's)."""
 
     station: str
+    first_seen_s: float
     last_seen_s: float
     state: str | None = None
     status_received_s: float | None = None
@@ -57,10 +58,12 @@ class StationRow:
 def updates_from(records: list[Record]) -> list[StationUpdate]:
     """One update per station of ``records``: its latest arrival, its latest status (by
     arrival) and its latest stats (by the station's time)."""
+    first: dict[str, float] = {}
     seen: dict[str, float] = {}
     status: dict[str, Record] = {}
     stats: dict[str, Record] = {}
     for r in records:
+        first[r.station] = min(first.get(r.station, r.received_s), r.received_s)
         seen[r.station] = max(seen.get(r.station, r.received_s), r.received_s)
         if r.kind == "status" and isinstance(r.payload.get("state"), str):
             if r.station not in status or r.received_s >= status[r.station].received_s:
@@ -73,6 +76,7 @@ def updates_from(records: list[Record]) -> list[StationUpdate]:
         out.append(
             StationUpdate(
                 station,
+                first[station],
                 last_seen,
                 state=str(st.payload["state"]) if st else None,
                 status_received_s=st.received_s if st else None,

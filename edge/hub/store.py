@@ -296,7 +296,7 @@ class Store:
 
     def _merge_station(self, conn: Connection, u: StationUpdate) -> None:
         stmt = self._insert(stations).values(
-            station=u.station, first_seen_s=u.last_seen_s, last_seen_s=u.last_seen_s,
+            station=u.station, first_seen_s=u.first_seen_s, last_seen_s=u.last_seen_s,
             state=u.state, status_received_s=u.status_received_s,
             status_time_s=u.status_time_s, stats_received_s=u.stats_received_s,
             stats_time_s=u.stats_time_s, stats_text=u.stats_text,
@@ -308,6 +308,8 @@ class Store:
             return {c: case((later, new[c]), else_=old[c]) for c in columns}
 
         update: dict[str, Any] = {
+            "first_seen_s": case((new.first_seen_s < old.first_seen_s, new.first_seen_s),
+                                 else_=old.first_seen_s),
             "last_seen_s": case((new.last_seen_s > old.last_seen_s, new.last_seen_s),
                                 else_=old.last_seen_s),
         }  # fmt: skip
