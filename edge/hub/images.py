@@ -29,7 +29,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from edge.errors import InputError
+from edge.errors import GeoEdgeError, InputError
 from edge.station.images import ImageHeader, unframe
 from edge.station.messages import epoch_seconds
 
@@ -125,7 +125,12 @@ class ImageArchive:
         self.keep_bytes = None if keep_mb is None else round(keep_mb * (1 << 20))
         self._sweep_lock = threading.Lock()
         self._last_sweep = 0.0
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GeoEdgeError(
+                f"hub.images_dir: cannot create {self.root} ({exc.strerror or exc})"
+            ) from None
         METADATA.create_all(engine)
 
     def handle(self, station: str, subtopic: str, payload: bytes) -> None:
