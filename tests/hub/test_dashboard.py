@@ -64,7 +64,12 @@ def _wait(what: str, check, timeout_s: float = 15.0) -> Any:
         time.sleep(0.1)
 
 
-def _beach_messages() -> list[tuple[str, dict[str, Any]]]:
+def _beach_messages(tmp_path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Six daily shorelines, the last day's waterline and products (naming a TimeX), stats."""
+    timex = np.zeros((240, 320, 3), np.uint8)
+    timex[:, :160] = (60, 140, 200)  # sand, BGR
+    timex[:, 160:] = (120, 60, 20)  # sea
+    cv2.imwrite(str(tmp_path / "c1.timex.png"), timex)
     out: list[tuple[str, dict[str, Any]]] = []
     for day, distance in enumerate(T01):
         when = T0 + day * DAY
@@ -81,6 +86,8 @@ def _beach_messages() -> list[tuple[str, dict[str, Any]]]:
         "waterline", BEACH, last, crs=CRS, water_level_m=0.3,
         waterline={"type": "LineString", "coordinates": line}, transects=[], overlays={},
     )))  # fmt: skip
+    cameras = [{"camera": "c1", "products": {"timex": "c1.timex.png"}}]
+    out.append(("products", envelope("products", BEACH, last, cameras=cameras)))
     out.append(("stats", envelope(
         "stats", BEACH, time.time(), queue_depth=3, disk_free_bytes={"outbox": 5 << 30,
         "products": 4 << 30}, temperature_c=47.5, stalled=None,
@@ -88,17 +95,16 @@ def _beach_messages() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _publish(broker, tmp_path: Path, station: str, messages, images: list[dict] | None):
-    """Send ``messages`` (and the snippets they name) the way a station does; the station's
-    ``stop()``, which publishes its retained status offline."""
+def _publish(broker, tmp_path: Path, station: str, messages):
+    """Send ``messages`` (kind, payload) and the images they name the way a station does; the
+    station's ``stop()``, which publishes its retained status offline."""
     results = Outbox(tmp_path / f"{station}.outbox.sqlite")
     queue = Outbox(tmp_path / f"{station}.images.sqlite")
     sender = ImageSender(queue, "geoedge", station, tmp_path, 200 * 1024)
     publisher = Publisher(broker.mqtt_section(client_id=f"sim-{station}"), station, results, queue)
     for kind, message in messages:
         results.put(topic("geoedge", station, kind), json.dumps(message))
-    for message in images or []:
-        assert sender.offer("cavity", message) == 1
+        sender.offer(kind, message)
     publisher.start()
 
     def stop() -> None:
@@ -207,9 +213,9 @@ def test_the_dashboard_shows_stations_chart_points_and_a_cavity_snippet(
 ):
     cavities = _cavities(tmp_path)
     # The GPR unit has finished its line and shut down; the beach station stays online.
-    beach = _publish(mosquitto_broker, tmp_path, BEACH, _beach_messages(), None)
+    beach = _publish(mosquitto_broker, tmp_path, BEACH, _beach_messages(tmp_path))
     try:
-        _publish(mosquitto_broker, tmp_path, GPR, [("cavity", c) for c in cavities], cavities)()
+        _publish(mosquitto_broker, tmp_path, GPR, [("cavity", c) for c in cavities])()
         _check_page(browser_page, hub, tmp_path)
     finally:
         beach()
@@ -251,6 +257,13 @@ def _check_page(page, hub: str, tmp_path: Path) -> None:
     page.wait_for_function("document.querySelector('#detail-images img').naturalWidth > 0")
     assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [160, 90]
     assert "cav0001" in page.locator("#detail-title").inner_text()
+
+    # A station opens its latest TimeX (under its own waterline on the map, still clickable).
+    page.click(f'#map .station[data-station="{BEACH}"] circle')
+    page.wait_for_function(
+        "(document.querySelector('#detail-images img[data-kind=timex]') || {}).naturalWidth > 0"
+    )
+    assert page.locator("#detail-images img").count() == 1  # no overlay or snippet sent
 
     rows = page.locator("#health tbody tr")
     assert rows.count() == 2

@@ -186,16 +186,6 @@ function drawMap() {
   else drawGrid(base);
   document.getElementById("map-note").textContent = m.tile_url ? "" : "(grid: no tile URL set)";
   const data = el("g", {}, svg);
-  // Stations first: lines and cavities are drawn over them and stay clickable.
-  for (const s of m.stations) {
-    if (s.lon === null || s.lat === null) continue;
-    const [sx, sy] = toScreen(s.lon, s.lat);
-    const g = el("g", { class: "station", "data-station": s.station }, data);
-    const dot = el("circle", { cx: sx, cy: sy, r: 8 }, g);
-    if (isSelected("station", s.station)) dot.classList.add("selected");
-    el("text", { x: sx + 11, y: sy + 4 }, g).textContent = s.station;
-    g.addEventListener("click", () => select("station", s.station));
-  }
   for (const s of m.shorelines) {
     const p = el("path", { d: pathOf(s.line), class: "shoreline", "data-id": s.id }, data);
     if (isSelected("shoreline", s.id)) p.classList.add("selected");
@@ -205,6 +195,17 @@ function drawMap() {
     const p = el("path", { d: pathOf(wl.line), class: "waterline", "data-id": wl.id }, data);
     if (isSelected("waterline", wl.id)) p.classList.add("selected");
     p.addEventListener("click", () => select("waterline", wl.id));
+  }
+  // Stations over the lines (a station sits on its waterline), cavities over the stations
+  // (a GPR unit sits among its cavities): each stays clickable, a station also by its label.
+  for (const s of m.stations) {
+    if (s.lon === null || s.lat === null) continue;
+    const [sx, sy] = toScreen(s.lon, s.lat);
+    const g = el("g", { class: "station", "data-station": s.station }, data);
+    const dot = el("circle", { cx: sx, cy: sy, r: 8 }, g);
+    if (isSelected("station", s.station)) dot.classList.add("selected");
+    el("text", { x: sx + 11, y: sy + 4 }, g).textContent = s.station;
+    g.addEventListener("click", () => select("station", s.station));
   }
   for (const c of m.cavities) {
     if (c.lon === null || c.lat === null) continue;
@@ -233,6 +234,16 @@ function drawLegend(m) {
   item("#1f6fd1", "latest waterline", true);
   item("#d17a1f", "datum shoreline", true);
   for (const cls of [...new Set(m.cavities.map((c) => c.class))].sort()) item(colourOf(cls), cls);
+  // Cavities from a unit without GNSS have no place on the map: list them, still clickable.
+  const unplaced = m.cavities.filter((c) => c.lon === null || c.lat === null);
+  if (unplaced.length) {
+    const line = html("div", { id: "unplaced" }, `${unplaced.length} cavit${unplaced.length > 1 ? "ies" : "y"} without a position: `, legend);
+    for (const c of unplaced.slice(0, 50)) {
+      const button = html("button", { type: "button", "data-id": c.id }, `${c.class} ${c.station} ${fmtTime(c.time)}`, line);
+      button.style.borderColor = colourOf(c.class);
+      button.addEventListener("click", () => select("cavity", c.id));
+    }
+  }
 }
 
 function enablePanZoom() {
@@ -260,11 +271,10 @@ function enablePanZoom() {
 
 function figure(image, caption, parent) {
   const fig = html("figure", {}, null, parent);
-  const img = html("img", {
+  html("img", {
     src: image.url, alt: caption, width: image.width, height: image.height,
     "data-kind": image.kind,
   }, null, fig);
-  img.style.height = "auto";
   html("figcaption", {}, `${caption} · ${image.width}×${image.height} px · ${fmtTime(image.time)}`, fig);
 }
 
@@ -308,7 +318,7 @@ async function select(kind, id) {
     title.textContent = `cavity ${id}`;
     fields([["station", c.station], ["time", fmtTime(c.time)], ["class", c.class],
       ["confidence", c.confidence], ["depth to top, m", c.depth_top_m], ["width, m", c.width_m],
-      ["lon, lat", `${c.lon.toFixed(6)}, ${c.lat.toFixed(6)}`]]);
+      ["lon, lat", c.lon === null || c.lat === null ? null : `${c.lon.toFixed(6)}, ${c.lat.toFixed(6)}`]]);
     await showImages([[`/api/images?message=${q(id)}`, "B-scan snippet"]], box);
   } else if (kind === "waterline" || kind === "shoreline") {
     const line = (kind === "waterline" ? m.waterlines : m.shorelines).find((x) => x.id === id);
