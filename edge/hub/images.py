@@ -114,12 +114,19 @@ class ImageArchive:
     """Image files under ``root`` indexed in the store of ``engine`` (see the module doc).
 
     ``keep_days`` / ``keep_mb``: retention by age of receipt (days) and by total size (MiB);
-    None for no bound. Thread-safe (SQLAlchemy's pool; sweeps are serialised)."""
+    None for no bound. ``max_bytes``: larger image messages are refused (the hub's
+    ``max_payload_kb``). Thread-safe (SQLAlchemy's pool; sweeps are serialised)."""
 
     def __init__(
-        self, root: Path, engine: Engine, keep_days: float | None, keep_mb: float | None
+        self,
+        root: Path,
+        engine: Engine,
+        keep_days: float | None,
+        keep_mb: float | None,
+        max_bytes: int | None = None,
     ) -> None:
         self.root = Path(root)
+        self.max_bytes = max_bytes
         self.engine = engine
         self.keep_days = keep_days
         self.keep_bytes = None if keep_mb is None else round(keep_mb * (1 << 20))
@@ -140,6 +147,9 @@ class ImageArchive:
     def ingest(self, station: str, payload: bytes, received_s: float) -> ImageRecord | None:
         """Store the image message ``payload`` received on ``station``'s topic; its record, or
         None when that image id is already stored. InputError naming what is wrong."""
+        if self.max_bytes is not None and len(payload) > self.max_bytes:
+            size = len(payload)
+            raise InputError(f"image from {station}: {size} bytes is over hub.max_payload_kb")
         try:
             header, data = unframe(payload)
             when = epoch_seconds(header.time)

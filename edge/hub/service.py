@@ -52,8 +52,9 @@ class HubService:
         try:
             hub = config.hub
             self.images = ImageArchive(
-                hub.images_dir, self.store.engine, hub.image_keep_days, hub.image_keep_mb
-            )
+                hub.images_dir, self.store.engine, hub.image_keep_days, hub.image_keep_mb,
+                hub.max_payload_kb * 1024,
+            )  # fmt: skip
             dashboard = DashboardApi(config, self.store, self.images)
             handlers = {"image": self.images.handle, **(handlers or {})}
             self.ingest = Ingest(config, self.store, handlers=handlers)

@@ -73,6 +73,9 @@ def test_bad_image_messages_are_refused_with_one_line(store, tmp_path):
         archive.ingest("someone-else", good, T0)
     with pytest.raises(InputError, match="too short"):
         archive.ingest(STATION, b"", T0)
+    small = ImageArchive(tmp_path / "images", store.engine, None, None, max_bytes=len(good) - 1)
+    with pytest.raises(InputError, match="max_payload_kb"):
+        small.ingest(STATION, good, T0)
     assert not list((tmp_path / "images").rglob("*.png"))
 
 
