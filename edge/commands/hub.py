@@ -25,11 +25,14 @@ EXIT_STORE_DOWN = 1
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     hub = subparsers.add_parser(
-        "hub", help="the control room's hub: subscribe, store, serve the API and the dashboard"
+        "hub",
+        help="the control room's hub: subscribe, store, serve the API and the dashboard",
+        description="geoedge hub --config FILE runs the hub (until SIGTERM); "
+        "geoedge hub export ... writes a file from its store.",
     )
     hub.add_argument("--config", type=Path, help="hub TOML file (to run the hub)")
     hub.set_defaults(handler=_run, prog=hub.prog)
-    sub = hub.add_subparsers(dest="hub_action", metavar="ACTION")
+    sub = hub.add_subparsers(dest="hub_action", metavar="[export]")
     export = sub.add_parser("export", help="write cavities, waterlines or shorelines to a file")
     export.add_argument("--config", type=Path, required=True, help="hub TOML file (its store)")
     export.add_argument("--kind", required=True, choices=KINDS, help="what to export")

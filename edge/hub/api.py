@@ -15,7 +15,8 @@ coordinates in the station's CRS as published, plus WGS84 under ``wgs84``; shape
 - ``/api/export?kind=&format=&since=``: a file (:mod:`edge.hub.export`);
 - ``/`` the dashboard (``static/index.html``), ``/static/<file>`` its files.
 
-A bad parameter is a 400 with ``{"error": "<one line>"}``; an unknown path a 404. More routes
+A bad parameter is a 400 with ``{"error": "<one line>"}``, a store that cannot answer a 503 with
+the same, an unknown path a 404 (``/api/health`` answers while the store fails). More routes
 (images) are added with ``extra_routes`` without touching this module.
 """
 
@@ -28,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,8 +42,9 @@ from edge.errors import GeoEdgeError
 from edge.hub.config import HubConfig
 from edge.hub.export import EXPORT_FORMATS, EXPORT_KINDS, export_bytes
 from edge.hub.ingest import IngestCounts
+from edge.hub.messages import cavity_position
 from edge.hub.registry import view
-from edge.hub.store import Store, StoredMessage
+from edge.hub.store import Store, StoredMessage, StoreError
 from edge.hub.wgs84 import line_to_wgs84, to_wgs84
 from edge.station.messages import TOPICS, epoch_seconds, utc_iso
 
@@ -78,9 +80,12 @@ class Query:
     def __init__(self, text: str) -> None:
         self._values = {k: v[-1] for k, v in parse_qs(text, keep_blank_values=False).items()}
 
-    def text(self, key: str, required: bool = False) -> str | None:
+    def text(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    def required(self, key: str) -> str:
         value = self._values.get(key)
-        if value is None and required:
+        if value is None:
             raise BadRequest(f"missing parameter {key!r}")
         return value
 
@@ -95,10 +100,10 @@ class Query:
                 f"{key}: expected UTC ISO 8601 (2026-06-15T03:00:00Z), got {value!r}"
             ) from None
 
-    def limit(self) -> int:
+    def limit(self, default: int = DEFAULT_LIMIT) -> int:
         value = self._values.get("limit")
         if value is None:
-            return DEFAULT_LIMIT
+            return default
         if not value.isdigit() or not 0 < int(value) <= MAX_LIMIT:
             raise BadRequest(f"limit: expected 1..{MAX_LIMIT}, got {value!r}")
         return int(value)
@@ -156,9 +161,14 @@ class HubApi:
 
     def health(self, query: Query, match: re.Match[str]) -> Response:
         counts = self.counts() if self.counts else None
+        try:
+            stored: int | None = self.store.count()
+            store_error = None
+        except StoreError as exc:
+            stored, store_error = None, str(exc)
         return json_response(
             {
-                "status": "ok",
+                "status": "ok" if store_error is None else "store failing",
                 "version": __version__,
                 "time": utc_iso(time.time()),
                 "uptime_s": round(time.time() - self.started_s, 1),
@@ -166,18 +176,9 @@ class HubApi:
                 "broker_connected": self.connected() if self.connected else None,
                 "store": self.store.dialect,
                 "postgis": self.store.postgis,
-                "messages": self.store.count(),
-                "ingest": None
-                if counts is None
-                else {
-                    "received": counts.received,
-                    "stored": counts.stored,
-                    "duplicates": counts.duplicates,
-                    "rejected": counts.rejected,
-                    "skipped": counts.skipped,
-                    "queued": counts.queued,
-                    "store_failing": counts.store_failing,
-                },
+                "store_error": store_error,
+                "messages": stored,
+                "ingest": None if counts is None else asdict(counts),
             }
         )
 
@@ -208,8 +209,7 @@ class HubApi:
         return json_response({"waterlines": [_waterline_json(m) for m in found]})
 
     def shoreline(self, query: Query, match: re.Match[str]) -> Response:
-        station = query.text("station", required=True)
-        assert station is not None
+        station = query.required("station")
         series = self.store.shoreline_series(station, query.text("transect"))
         transects = []
         for name, points in sorted(series.items()):
@@ -227,12 +227,16 @@ class HubApi:
 
     def cavities(self, query: Query, match: re.Match[str]) -> Response:
         found = self.store.cavities(
-            query.text("station"), query.bbox(), query.time("since"), query.text("class")
+            query.text("station"),
+            query.bbox(),
+            query.time("since"),
+            query.text("class"),
+            query.limit(MAX_LIMIT),
         )
         return json_response({"cavities": [_cavity_json(m) for m in found]})
 
     def export(self, query: Query, match: re.Match[str]) -> Response:
-        kind, fmt = query.text("kind", required=True), query.text("format", required=True)
+        kind, fmt = query.required("kind"), query.required("format")
         if kind not in EXPORT_KINDS:
             raise BadRequest(f"kind: expected one of {', '.join(EXPORT_KINDS)}, got {kind!r}")
         if fmt not in EXPORT_FORMATS:
@@ -285,14 +289,8 @@ def _waterline_json(message: StoredMessage) -> dict[str, Any]:
 def _cavity_json(message: StoredMessage) -> dict[str, Any]:
     """The cavity as published, plus ``wgs84``: its lon/lat (the station's, else computed
     from ``position``; null without a position)."""
-    p = message.payload
-    position = p.get("position") if isinstance(p.get("position"), dict) else None
-    lon, lat = p.get("lon"), p.get("lat")
-    if (lon is None or lat is None) and position and isinstance(position.get("crs"), str):
-        x, y = position.get("x"), position.get("y")
-        if isinstance(x, int | float) and isinstance(y, int | float):
-            lon, lat = to_wgs84(position["crs"], [(x, y)])[0]
-    return {**p, "wgs84": {"lon": lon, "lat": lat}}
+    where = cavity_position(message.payload)
+    return {**message.payload, "wgs84": {"lon": where.lon, "lat": where.lat}}
 
 
 class ApiServer:
@@ -318,6 +316,8 @@ class ApiServer:
             def _answer(self, handler: Handler, query: Query, found: re.Match[str]) -> None:
                 try:
                     response = handler(query, found)
+                except StoreError as exc:
+                    response = json_response({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
                 except GeoEdgeError as exc:
                     response = json_response({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
                 except Exception:

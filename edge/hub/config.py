@@ -22,6 +22,10 @@ from edge.errors import ConfigError
 
 __all__ = ["HttpAddress", "HubConfig", "HubSection", "load_hub_config", "parse_http"]
 
+#: ``[mqtt]`` keys that only a station's publisher uses: refused in a hub config rather than
+#: silently ignored.
+STATION_ONLY_MQTT_KEYS = frozenset({"stats_interval_s", "max_inflight", "shutdown_grace_s"})
+
 
 @dataclass(frozen=True)
 class HttpAddress:
@@ -85,6 +89,9 @@ class HubSection(Section):
     share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     stats_interval_s: float = Field(default=60.0, gt=0)
     stale_after_missed: int = Field(default=3, ge=1)
+    #: ``stats`` and ``status`` messages are deleted this many days after they arrived (the
+    #: registry keeps each station's latest); results are kept.
+    keep_health_days: float = Field(default=30.0, gt=0)
     #: Payloads larger than this (KiB) are refused before they are parsed (counted, logged once).
     max_payload_kb: int = Field(default=1024, ge=1, le=256 * 1024)
     #: Messages stored per transaction at most (one commit each, then the MQTT acknowledgements).
@@ -138,6 +145,12 @@ class HubConfig(Section):
     def _mqtt(cls, value: MqttSection) -> MqttSection:
         if not value.enabled:
             raise ValueError("the hub needs its broker: 'enabled = false' is for stations")
+        given = sorted(STATION_ONLY_MQTT_KEYS & value.model_fields_set)
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: a station's key, not the hub's (the stations' stats "
+                "interval is [hub] stats_interval_s)"
+            )
         return value
 
     @property
@@ -178,6 +191,12 @@ def load_hub_config(path: str | Path) -> HubConfig:
         cfg = HubConfig.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
+    outside = [t for t in cfg.hub.topics or [] if not t.startswith(cfg.mqtt.topic_prefix + "/")]
+    if outside:
+        raise ConfigError(
+            f"{path}: hub.topics: {outside[0]!r} is not under mqtt.topic_prefix "
+            f"{cfg.mqtt.topic_prefix!r} (expected e.g. '{cfg.mqtt.topic_prefix}/+/#')"
+        )
     if cfg.hub.share_group is not None and cfg.mqtt.protocol != "5":
         raise ConfigError(
             f'{path}: hub.share_group: a shared subscription needs [mqtt] protocol = "5"'

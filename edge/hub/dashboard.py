@@ -80,13 +80,10 @@ class DashboardApi:
         )
 
     def images_of_message(self, query: Query, match: re.Match[str]) -> Response:
-        message = query.text("message", required=True)
-        assert message is not None
-        return _images(self.archive.of_message(message))
+        return _images(self.archive.of_message(query.required("message")))
 
     def latest_image(self, query: Query, match: re.Match[str]) -> Response:
-        station, kind = query.text("station", required=True), query.text("kind", required=True)
-        assert station is not None and kind is not None
+        station, kind = query.required("station"), query.required("kind")
         if kind not in IMAGE_KINDS:
             raise BadRequest(f"kind: expected one of {', '.join(IMAGE_KINDS)}, got {kind!r}")
         found = self.archive.latest(station, kind, query.text("view"))

@@ -33,8 +33,9 @@ from shapely.geometry import LineString, Point, mapping
 from shapely.geometry.base import BaseGeometry
 
 from edge.errors import InputError
+from edge.hub.messages import cavity_position, finite_number
 from edge.hub.store import Store, StoredMessage
-from edge.hub.wgs84 import WGS84, line_to_wgs84, to_wgs84
+from edge.hub.wgs84 import WGS84, line_to_wgs84
 from edge.station.messages import utc_iso
 
 EXPORT_KINDS = ("cavities", "waterlines", "shorelines")
@@ -58,10 +59,8 @@ class Table:
     geometry_type: str | None
 
 
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+#: Numbers of a cavity message exported as they are (m; confidence 0..1).
+_CAVITY_NUMBERS = ("confidence", "depth_top_m", "width_m", "distance_m")
 
 
 def _cavities(store: Store, since_s: float | None) -> Table:
@@ -72,20 +71,15 @@ def _cavities(store: Store, since_s: float | None) -> Table:
     rows, geometries = [], []
     for m in reversed(store.cavities(since_s=since_s)):
         p = m.payload
-        raw = p.get("position")
-        position: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        crs = position.get("crs") if isinstance(position.get("crs"), str) else None
-        x, y = _num(position.get("x")), _num(position.get("y"))
-        lon, lat = _num(p.get("lon")), _num(p.get("lat"))
-        if (lon is None or lat is None) and crs and x is not None and y is not None:
-            lon, lat = to_wgs84(crs, [(x, y)])[0]
+        where = cavity_position(p)
+        numbers = {k: finite_number(p.get(k)) for k in _CAVITY_NUMBERS}
         trace = p.get("trace")
         rows.append({"id": m.id, "station": m.station, "time": utc_iso(m.time_s),
-                     "class": p.get("class"), "confidence": _num(p.get("confidence")),
-                     "depth_top_m": _num(p.get("depth_top_m")), "width_m": _num(p.get("width_m")),
-                     "distance_m": _num(p.get("distance_m")),
-                     "trace": trace if isinstance(trace, int) else None, "crs": crs, "x": x,
-                     "y": y, "lon": lon, "lat": lat, "snippet": p.get("snippet")})  # fmt: skip
+                     "class": p.get("class"), **numbers,
+                     "trace": trace if isinstance(trace, int) else None, "crs": where.crs,
+                     "x": where.x, "y": where.y, "lon": where.lon, "lat": where.lat,
+                     "snippet": p.get("snippet")})  # fmt: skip
+        lon, lat = where.lon, where.lat
         geometries.append(None if lon is None or lat is None else Point(lon, lat))
     return Table("cavities", fields, rows, geometries, "Point")
 
@@ -100,7 +94,7 @@ def _waterlines(store: Store, since_s: float | None) -> Table:
         line = line_to_wgs84(crs, p.get("waterline")) if crs else None
         coords = line["coordinates"] if line else []
         assert isinstance(coords, list)
-        level = _num(p.get("water_level_m"))
+        level = finite_number(p.get("water_level_m"))
         rows.append({"id": m.id, "station": m.station, "time": utc_iso(m.time_s), "crs": crs,
                      "water_level_m": level, "points": len(coords)})  # fmt: skip
         geometries.append(LineString(coords) if len(coords) >= 2 else None)
@@ -120,11 +114,11 @@ def _shoreline_rows(m: StoredMessage) -> list[dict[str, Any]]:
     transects = m.payload.get("transects")
     out = []
     for t in transects if isinstance(transects, list) else []:
-        distance = _num(t.get("distance_m")) if isinstance(t, dict) else None
+        distance = finite_number(t.get("distance_m")) if isinstance(t, dict) else None
         if distance is not None and isinstance(t, dict) and t.get("available") is not False:
             out.append({"id": m.id, "station": m.station, "time": utc_iso(m.time_s),
                         "transect": t.get("id"), "distance_m": distance,
-                        "datum_m": _num(m.payload.get("datum_m"))})  # fmt: skip
+                        "datum_m": finite_number(m.payload.get("datum_m"))})  # fmt: skip
     return out
 
 

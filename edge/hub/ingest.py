@@ -48,12 +48,16 @@ from edge.station.publisher import SESSION_EXPIRY_S, apply_credentials
 log = logging.getLogger(__name__)
 
 #: ``handler(station, subtopic, payload)`` for a topic that carries no station message (e.g.
-#: ``image/...``); raises InputError to refuse the payload (counted, logged once).
+#: ``image/...``); raises InputError to refuse the payload (counted, logged once). It runs in
+#: paho's network thread and the message is acknowledged when it returns: keep it short (write
+#: the file, or queue the work) and durable before returning. The payload size is its to bound.
 TopicHandler = Callable[[str, str, bytes], None]
 #: Sub-topics the hub receives but does not store: commands to the stations (``cmd``).
 IGNORED_FIRST_LEVELS = frozenset({"cmd"})
 #: Seconds between attempts while the store fails.
 STORE_RETRY_S = 1.0
+#: Seconds between two prunings of old ``stats``/``status`` messages (``keep_health_days``).
+PRUNE_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,9 +300,25 @@ class Ingest:
                 break
         return batch
 
+    def _prune(self) -> None:
+        """Old health messages out of the store (a failure waits for the next time)."""
+        keep_s = self._cfg.hub.keep_health_days * 86400.0
+        try:
+            deleted = self._store.prune_health(time.time() - keep_s)
+        except SQLAlchemyError as exc:
+            log.warning("hub: pruning old stats/status failed (%s)", str(exc).splitlines()[0])
+            return
+        if deleted:
+            log.info("hub: %d stats/status message(s) older than %g days deleted", deleted,
+                     self._cfg.hub.keep_health_days)  # fmt: skip
+
     def _store_loop(self) -> None:
         batch: list[_Queued] = []
+        next_prune = time.monotonic()
         while True:
+            if time.monotonic() >= next_prune:
+                self._prune()
+                next_prune = time.monotonic() + PRUNE_INTERVAL_S
             if not batch:
                 if self._stop.is_set() and self._queue.empty():
                     return

@@ -104,16 +104,18 @@ def decode(topic: str, data: bytes, received_s: float, prefix: str) -> Record:
     return Record(ident, kind, where.station, time_s, received_s, topic, text, payload)
 
 
-@dataclass(frozen=True, slots=True)
-class CavityRow:
-    """Where a cavity is: ``x``/``y`` in ``crs`` as published (None without GNSS), and
-    ``lon``/``lat`` in WGS84 degrees (the station's, else transformed here)."""
+def finite_number(value: object) -> float | None:
+    """``value`` as a float when it is a finite JSON number; None otherwise (null, text, bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
 
-    id: str
-    station: str
-    time_s: float
-    cls: str
-    confidence: float | None
+
+@dataclass(frozen=True, slots=True)
+class CavityPosition:
+    """Where a cavity is: ``x``/``y`` in ``crs`` as published (None without GNSS), and
+    ``lon``/``lat`` in WGS84 degrees (the station's, else transformed from x/y here)."""
+
     crs: str | None
     x: float | None
     y: float | None
@@ -121,28 +123,36 @@ class CavityRow:
     lat: float | None
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+def cavity_position(payload: dict[str, Any]) -> CavityPosition:
+    """The position of a ``cavity`` payload (its ``position`` object and ``lon``/``lat``)."""
+    raw = payload.get("position")
+    position: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    crs = position.get("crs") if isinstance(position.get("crs"), str) else None
+    x, y = finite_number(position.get("x")), finite_number(position.get("y"))
+    lon, lat = finite_number(payload.get("lon")), finite_number(payload.get("lat"))
+    if (lon is None or lat is None) and crs and x is not None and y is not None:
+        lon, lat = to_wgs84(crs, [(x, y)])[0]
+    return CavityPosition(crs, x, y, lon, lat)
+
+
+@dataclass(frozen=True, slots=True)
+class CavityRow:
+    """A cavity for the ``cavities`` table: its class, confidence (0..1) and position."""
+
+    id: str
+    station: str
+    time_s: float
+    cls: str
+    confidence: float | None
+    position: CavityPosition
 
 
 def cavity_row(record: Record) -> CavityRow:
-    """The position row of a ``cavity`` record."""
+    """The row of a ``cavity`` record."""
     p = record.payload
-    position = p.get("position") if isinstance(p.get("position"), dict) else None
-    crs = x = y = None
-    if position is not None:
-        crs = position.get("crs") if isinstance(position.get("crs"), str) else None
-        x, y = _number(position.get("x")), _number(position.get("y"))
-    lon, lat = _number(p.get("lon")), _number(p.get("lat"))
-    if (lon is None or lat is None) and crs and x is not None and y is not None:
-        lon, lat = to_wgs84(crs, [(x, y)])[0]
     cls = str(p["class"]) if isinstance(p.get("class"), str) else "unknown"
-    return CavityRow(
-        record.id, record.station, record.time_s, cls, _number(p.get("confidence")),
-        crs, x, y, lon, lat,
-    )  # fmt: skip
+    return CavityRow(record.id, record.station, record.time_s, cls,
+                     finite_number(p.get("confidence")), cavity_position(p))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +174,7 @@ def shoreline_points(record: Record) -> list[ShorelinePoint]:
     for t in transects if isinstance(transects, list) else []:
         if not isinstance(t, dict) or t.get("available") is False:
             continue
-        distance, name = _number(t.get("distance_m")), t.get("id")
+        distance, name = finite_number(t.get("distance_m")), t.get("id")
         if distance is not None and isinstance(name, str):
             out.append(ShorelinePoint(record.id, record.station, name, record.time_s, distance))
     return out

@@ -281,8 +281,8 @@ class Store:
             self._insert(cavities).on_conflict_do_nothing(index_elements=["id"]),
             [
                 {"id": c.id, "station": c.station, "time_s": c.time_s, "class": c.cls,
-                 "confidence": c.confidence, "crs": c.crs, "x": c.x, "y": c.y,
-                 "lon": c.lon, "lat": c.lat}
+                 "confidence": c.confidence, "crs": c.position.crs, "x": c.position.x,
+                 "y": c.position.y, "lon": c.position.lon, "lat": c.position.lat}
                 for c in rows
             ],
         )  # fmt: skip
@@ -325,6 +325,15 @@ class Store:
             )  # fmt: skip
         conn.execute(stmt.on_conflict_do_update(index_elements=["station"], set_=update))
 
+    def prune_health(self, before_s: float) -> int:
+        """Delete the ``stats`` and ``status`` messages received before ``before_s`` (epoch s);
+        the number deleted. Results are never deleted here."""
+        query = messages.delete().where(
+            messages.c.kind.in_(("stats", "status")), messages.c.received_s < before_s
+        )
+        with self._write_lock, self.engine.begin() as conn:
+            return int(conn.execute(query).rowcount or 0)
+
     # -- reading -------------------------------------------------------------------------
 
     def messages(
@@ -357,6 +366,7 @@ class Store:
         bbox: tuple[float, float, float, float] | None = None,
         since_s: float | None = None,
         cls: str | None = None,
+        limit: int | None = None,
     ) -> list[StoredMessage]:
         """Cavity messages, newest first; ``bbox`` is (min lon, min lat, max lon, max lat) in
         WGS84 degrees (cavities without a position are left out by a bbox)."""
@@ -376,6 +386,8 @@ class Store:
             query = query.where(
                 cavities.c.lon.between(west, east), cavities.c.lat.between(south, north)
             )
+        if limit is not None:
+            query = query.limit(limit)
         with self._reading() as conn:
             return [
                 StoredMessage(r.id, r.station, r.kind, r.time_s, r.received_s,

@@ -65,12 +65,13 @@ class PostgresServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres")
-        done = self._run(
-            str(bin_dir / "initdb"), "-D", str(self.data_dir), "-A", "trust", "-U", self.user,
-            "-E", "UTF8", "--no-sync",
-        )  # fmt: skip
-        if done.returncode != 0:
-            pytest.fail(f"initdb failed: {done.stderr.strip()[-500:]}")
+        if not (self.data_dir / "PG_VERSION").exists():  # a restart keeps the cluster
+            done = self._run(
+                str(bin_dir / "initdb"), "-D", str(self.data_dir), "-A", "trust", "-U",
+                self.user, "-E", "UTF8", "--no-sync",
+            )  # fmt: skip
+            if done.returncode != 0:
+                pytest.fail(f"initdb failed: {done.stderr.strip()[-500:]}")
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         done = self._run(
@@ -82,6 +83,7 @@ class PostgresServer:
             pytest.fail(f"PostgreSQL did not start: {done.stderr.strip()} {log[-800:]}")
 
     def stop(self) -> None:
+        """Stop the server (``start()`` again restarts it with its databases)."""
         self._run(
             str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "stop"
         )

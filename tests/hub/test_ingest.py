@@ -198,3 +198,30 @@ def test_two_workers_share_one_subscription_into_postgresql(
     counts = [w.counts() for w in workers]
     assert sum(c.stored for c in counts) == 300 and sum(c.duplicates for c in counts) == 0
     assert all(c.stored > 0 for c in counts), [c.stored for c in counts]
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("broker_fixture", ["tls_broker", "password_broker"])
+def test_the_hub_logs_in_as_a_station_does(request, broker_fixture, tmp_path, prefix):
+    """TLS (the broker's CA) and a password file: the same [mqtt] keys as a station's."""
+    broker = request.getfixturevalue(broker_fixture)
+    cfg = HubConfig.model_validate(
+        {"hub": {"store": str(tmp_path / "hub.sqlite")},
+         "mqtt": broker.mqtt_config(topic_prefix=prefix, client_id=f"hub-{prefix}")}
+    )  # fmt: skip
+    store = Store(cfg.store_url())
+    ingest = Ingest(cfg, store)
+    ingest.start()
+    station = None
+    try:
+        assert ingest.wait_connected(10), "the hub did not log in"
+        station = Station(broker, "gpr-7", tmp_path, topic_prefix=prefix)
+        kind, _, text = next(m for m in demo_messages() if m[0] == "cavity")
+        station.publish(kind, text.replace('"demo-gpr"', '"gpr-7"'))
+        station.flush()
+        _until(lambda: store.count("cavity") == 1, "the cavity stored")
+    finally:
+        if station is not None:
+            station.stop()
+        ingest.stop(grace_s=2)
+        store.close()

@@ -147,3 +147,14 @@ def test_an_unreachable_server_is_one_line():
     with pytest.raises(StoreError) as err:
         Store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2", "pg://test")
     assert "\n" not in str(err.value) and str(err.value).startswith("store pg://test: ")
+
+
+def test_old_health_messages_are_pruned_and_results_kept(store):
+    t0 = 1.8e9
+    store.add([_stats("st-1", t0 + n, t0 + n, n) for n in range(5)])
+    store.add([_status("st-1", "online", t0, t0 + 2), *_demo_records()])
+    assert store.prune_health(before_s=t0 + 3) == 4  # stats 0, 1, 2 and the status
+    assert [m.payload["queue_depth"] for m in store.messages(kind="stats")] == [4, 3]
+    assert store.count() == 2 + 8 and store.count("status") == 0
+    registry = {row.station: row for row in store.stations()}
+    assert json.loads(registry["st-1"].stats_text)["queue_depth"] == 4
