@@ -149,7 +149,7 @@ def test_with_a_broker_the_demo_publishes_there(
     traces = [m.json()["trace"] for m in arrived]
     for target in truth:  # each rendered target published, at its apex within 0.5 m
         assert any(abs(tr - target["trace"]) <= 10 for tr in traces), (target, traces)
-    # Each cavity's B-scan snippet went along (images are on with a broker): the ~250 kB PNGs
+    # Each cavity's B-scan snippet went along (images are on with a broker): the ~700 KiB PNGs
     # as JPEGs under the 200 KiB default, same size, pixels within JPEG error (mean < 8 levels).
     snippets = [unframe(m.payload) for m in images.wait_count(len(arrived), 30)]
     by_id = {m.json()["id"]: m.json()["snippet"] for m in arrived}
