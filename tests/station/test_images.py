@@ -145,6 +145,11 @@ def test_images_arrive_intact_within_the_cap_after_their_results(
     assert topics.index(f"geoedge/{STATION}/beach/products") < topics.index(
         image_topic("geoedge", STATION, "timex")
     )
+    # The last stats snapshot (taken before the final flush) counts them.
+    counts = [m.json() for m in sub.messages if m.topic.endswith("/stats")][-1]["images"]
+    assert (counts["queued"], counts["refused"], counts["unreadable"], counts["dropped"]) == (
+        2, 0, 0, 0,
+    )  # fmt: skip
 
 
 def test_off_by_default_no_image_goes_out(mosquitto_broker, mqtt_subscriber, tmp_path):
@@ -155,6 +160,7 @@ def test_off_by_default_no_image_goes_out(mosquitto_broker, mqtt_subscriber, tmp
     sub.wait_count(1, 10, f"geoedge/{STATION}/gpr/cavity")
     assert not [m for m in sub.messages if "/image/" in m.topic]
     assert not (tmp_path / "state" / "images.sqlite").exists()
+    assert [m.json() for m in sub.messages if m.topic.endswith("/stats")][-1]["images"] is None
 
 
 def test_refused_and_dropped_images_are_counted_and_results_all_flow(
