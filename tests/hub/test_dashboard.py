@@ -275,3 +275,15 @@ def _check_page(page, hub: str, tmp_path: Path) -> None:
 
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert page.console_errors == []
+
+
+def test_a_hub_with_no_results_yet_shows_an_empty_map_without_errors(hub, browser_page):
+    """Nothing but (perhaps) retained statuses on the broker: no position to draw, no chart."""
+    page = browser_page
+    page.goto(hub + "/")
+    page.wait_for_function("document.getElementById('updated').textContent.startsWith('updated')")
+    assert page.locator("#map .basemap image").count() > 0  # the world's tiles, nothing on them
+    assert page.locator("#map circle, #map path, #chart circle").count() == 0
+    stations = _get(f"{hub}/api/stations")["stations"]
+    assert page.locator("#health tbody tr").count() == len(stations)
+    assert page.console_errors == []
