@@ -228,9 +228,9 @@ class ImageSender:
             self._count("unreadable")
             log.warning("image %s not sent: %s", src.path, exc.strerror or exc)
             return False
-        except ValueError as exc:
+        except (ValueError, cv2.error) as exc:
             self._count("unreadable")
-            log.warning("image %s not sent: %s", src.path, exc)
+            log.warning("image %s not sent: %s", src.path, str(exc).strip().splitlines()[-1])
             return False
         if fitted is None:
             self._count("refused")

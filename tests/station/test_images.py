@@ -201,3 +201,18 @@ def test_refused_and_dropped_images_are_counted_and_results_all_flow(
     assert sent.count("gpr") == 20
     assert sent.count("image") == counts["queue_depth"] > 0
     assert "gpr" not in sent[sent.index("image") :]
+
+
+def test_an_image_that_cannot_be_read_is_counted_and_never_raises(tmp_path):
+    """A corrupt PNG, a file gone (retention swept it), a file that is no image: one log line
+    and a count each; the result they belong to is already stored and stays so."""
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 100)
+    (tmp_path / "notes.txt").write_text("not an image")
+    queue = Outbox(tmp_path / "images.sqlite")
+    sender = ImageSender(queue, "geoedge", STATION, tmp_path, 64 * 1024)
+    for n, name in enumerate(["bad.png", "gone.png", "notes.txt"]):
+        message = envelope("cavity", STATION, 1.0, id=f"c{n}", snippet=str(tmp_path / name))
+        assert sender.offer("cavity", message) == 0
+    assert sender.stats() == {"queued": 0, "queue_depth": 0, "refused": 0, "unreadable": 3,
+                              "dropped": 0}  # fmt: skip
+    queue.close()
