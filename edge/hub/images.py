@@ -9,8 +9,9 @@ id and kind, path relative to the images dir, content type, size). Idempotent by
 
 Retention: :meth:`ImageArchive.sweep` deletes the images received more than ``keep_days`` ago,
 then the oldest until the rest fit ``keep_mb``; the hub runs it after an ingest at most once a
-minute. Files and rows go together (row first: a file without a row is never served, and the
-next sweep of its folder cannot miss it since files are named by id).
+minute. A file is written before its row and deleted after it, so every row has its file; a
+crash between the two leaves at most an orphan file, which the same image arriving again
+overwrites (files are named by id).
 
 One code path for SQLite and PostgreSQL (SQLAlchemy Core, the store's engine).
 """
@@ -184,7 +185,7 @@ class ImageArchive:
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
         tmp.write_bytes(data)
         os.replace(tmp, path)
 

@@ -140,6 +140,13 @@ def unframe(payload: bytes) -> tuple[ImageHeader, bytes]:
         header = ImageHeader(**raw)
     except TypeError as exc:
         raise ValueError(f"header keys: {exc}") from None
+    texts = (header.id, header.station, header.kind, header.time, header.content_type,
+             header.source_id, header.source_kind, header.name)  # fmt: skip
+    numbers = (header.bytes, header.width, header.height)
+    if not all(isinstance(v, str) for v in texts) or not isinstance(header.view, str | None):
+        raise ValueError("header: a text field is not a string")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers):
+        raise ValueError("header: bytes, width and height must be whole numbers >= 0")
     data = payload[_LENGTH.size + length :]
     if header.bytes != len(data) or not data:
         raise ValueError(f"header says {header.bytes} image bytes, the payload has {len(data)}")

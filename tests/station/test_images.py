@@ -7,7 +7,9 @@ messages that name them, as the beach and GPR sites do.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import struct
 import textwrap
 import threading
 import time
@@ -108,6 +110,9 @@ def test_framing_round_trip_and_one_clear_error_for_a_cut_payload():
         unframe(payload[:-5])
     with pytest.raises(ValueError, match="too short"):
         unframe(b"\x00")
+    wrong = json.dumps({**dataclasses.asdict(header), "width": "20"}).encode()
+    with pytest.raises(ValueError, match="whole numbers"):
+        unframe(struct.pack(">I", len(wrong)) + wrong + data)
 
 
 def test_images_arrive_intact_within_the_cap_after_their_results(
