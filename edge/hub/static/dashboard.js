@@ -315,6 +315,7 @@ async function select(kind, id) {
   const q = encodeURIComponent;
   if (kind === "cavity") {
     const c = m.cavities.find((x) => x.id === id);
+    if (!c) return; // gone from the map since the click (only the newest are kept)
     title.textContent = `cavity ${id}`;
     fields([["station", c.station], ["time", fmtTime(c.time)], ["class", c.class],
       ["confidence", c.confidence], ["depth to top, m", c.depth_top_m], ["width, m", c.width_m],
@@ -322,6 +323,7 @@ async function select(kind, id) {
     await showImages([[`/api/images?message=${q(id)}`, "B-scan snippet"]], box);
   } else if (kind === "waterline" || kind === "shoreline") {
     const line = (kind === "waterline" ? m.waterlines : m.shorelines).find((x) => x.id === id);
+    if (!line) return; // replaced by a newer one since the click
     title.textContent = `${kind} ${line.station}`;
     fields([["station", line.station], ["time", fmtTime(line.time)], ["points", line.line.length]]);
     const source = kind === "waterline" ? id : line.waterline_id;
