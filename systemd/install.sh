@@ -89,6 +89,9 @@ except GeoEdgeError as exc:
 if not config.hub.is_postgresql and not Path(config.hub.store).is_relative_to(sys.argv[2]):
     sys.exit(f"install.sh: hub.store: the service writes only under {sys.argv[2]}: use "
              f"store = \"sqlite://{sys.argv[2]}/hub.sqlite\" or a postgresql:// URL")
+if not config.hub.images_dir.is_relative_to(sys.argv[2]):
+    sys.exit(f"install.sh: hub.images_dir: the service writes only under {sys.argv[2]}: use "
+             f"images_dir = \"{sys.argv[2]}/images\"")
 folder = Path(sys.argv[1]).resolve().parent
 for path in config.referenced_files()[1:]:
     if path.is_relative_to(folder):

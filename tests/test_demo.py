@@ -25,8 +25,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
+from edge.station.images import unframe
 from edge.station.outbox import Outbox
 from tests.helpers.broker import Broker, MessageCollector
 from tests.helpers.data import REPO, SAMPLES, TESTS_DATA
@@ -139,6 +142,7 @@ def test_with_a_broker_the_demo_publishes_there(
     tmp_path, mosquitto_broker: Broker, mqtt_subscriber
 ):
     sub: MessageCollector = mqtt_subscriber(mosquitto_broker, "geoedge/demo-gpr/gpr/cavity")
+    images: MessageCollector = mqtt_subscriber(mosquitto_broker, "geoedge/demo-gpr/image/#")
     url = f"mqtt://127.0.0.1:{mosquitto_broker.port}"
     run = _geoedge("demo", "gpr", "--out", str(tmp_path), "--broker", url)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -151,4 +155,15 @@ def test_with_a_broker_the_demo_publishes_there(
     # falls back to the configured velocity, reporting 23.05 m
     for target in truth:
         assert any(abs(tr - target["trace"]) <= 12 for tr in traces), (target, traces)
+    # Each cavity's B-scan snippet went along (images are on with a broker): the ~700 KiB PNGs
+    # as JPEGs under the 200 KiB default, same size, pixels within JPEG error (mean < 8 levels).
+    snippets = [unframe(m.payload) for m in images.wait_count(len(arrived), 30)]
+    by_id = {m.json()["id"]: m.json()["snippet"] for m in arrived}
+    assert sorted(h.source_id for h, _ in snippets) == sorted(by_id)
+    for header, data in snippets:
+        assert header.kind == "snippet" and len(data) <= 200 * 1024
+        sent = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        kept = cv2.imread(by_id[header.source_id], cv2.IMREAD_COLOR)
+        assert sent.shape == kept.shape
+        assert np.abs(sent.astype(int) - kept).mean() < 8.0
     assert _geoedge("demo", "gpr", "--broker", "http://x").returncode == 2

@@ -6,7 +6,8 @@ video as one collection and runs products -> waterline -> shoreline; the GPR uni
 reads a rendered survey line and reports its cavities. No camera, antenna or broker
 is needed: without ``--broker`` every message stays in the outbox under ``--out`` (no
 broker is contacted, not even one on this machine); with ``--broker mqtt://HOST[:PORT]``
-they are published there (a control room's hub can watch). Outputs (products, overlays,
+they are published there (a control room's hub can watch), with the images the results name
+(TimeX, overlays, snippets: ``[mqtt] publish_images``). Outputs (products, overlays,
 snippets, the outbox) go under ``--out``. The samples come with their ground truth
 (``truth.json``), and the summary compares the results against it and names the overlay
 files. The bundled configs are not changed: the demo runs a copy with its outputs moved.
@@ -96,7 +97,7 @@ class _RecordingSite:
 
 
 def _broker(url: str) -> dict[str, Any]:
-    """``[mqtt]`` keys for ``mqtt://HOST[:PORT]``."""
+    """``[mqtt]`` keys for ``mqtt://HOST[:PORT]``, images on (a hub's dashboard shows them)."""
     parts = urlsplit(url)
     try:
         port = parts.port or 1883
@@ -104,7 +105,7 @@ def _broker(url: str) -> dict[str, Any]:
         port = 0
     if parts.scheme != "mqtt" or not parts.hostname or port == 0:
         raise InputError(f"--broker {url!r}: expected mqtt://HOST[:PORT]")
-    return {"enabled": True, "host": parts.hostname, "port": port}
+    return {"enabled": True, "host": parts.hostname, "port": port, "publish_images": True}
 
 
 def _sample_config(kind: str, out: Path, broker: dict[str, Any] | None) -> StationConfig:

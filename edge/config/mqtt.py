@@ -59,6 +59,15 @@ class MqttSection(Section):
     #: On shutdown, seconds spent sending what is still queued before giving up
     #: (what is left stays in the outbox for the next start).
     shutdown_grace_s: float = Field(default=5.0, ge=0)
+    #: Send the images the results name (TimeX, waterline overlays, cavity snippets) on
+    #: ``<prefix>/<station>/image/<kind>`` (:mod:`edge.station.images`); off: they cost bandwidth.
+    publish_images: bool = False
+    #: Largest image message, header included (KiB): a bigger image is re-encoded as JPEG and
+    #: downscaled to fit, or refused (counted in ``stats``) when it cannot be.
+    image_max_kb: int = Field(default=200, ge=8, le=65536)
+    #: Images waiting to be sent, at most (MiB; their own outbox, ``images.sqlite`` beside the
+    #: results' one): beyond it the oldest images are dropped and counted, never a result.
+    image_queue_mb: float = Field(default=32.0, gt=0)
 
     @field_validator("topic_prefix")
     @classmethod

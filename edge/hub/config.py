@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from edge.config import format_validation_error, read_toml
-from edge.config.base import ExistingFile, Section
+from edge.config.base import ConfigPath, ExistingFile, Section
 from edge.config.mqtt import MqttSection
 from edge.config.secrets import read_secret, redact, with_password
 from edge.errors import ConfigError
@@ -96,6 +96,15 @@ class HubSection(Section):
     max_payload_kb: int = Field(default=1024, ge=1, le=256 * 1024)
     #: Messages stored per transaction at most (one commit each, then the MQTT acknowledgements).
     batch_max: int = Field(default=500, ge=1, le=100_000)
+    #: The dashboard's map tiles: an XYZ raster template in Web Mercator
+    #: (``https://tile.example.org/{z}/{x}/{y}.png``); unset: a plain lon/lat grid (offline).
+    tile_url: str | None = Field(default=None, pattern=r"^https?://.*\{z\}.*\{x\}.*\{y\}")
+    #: Where the stations' images are kept (:mod:`edge.hub.images`), relative to the config.
+    images_dir: ConfigPath = Field(default=Path("images"), validate_default=True)
+    #: Image retention: received more than this many days ago (None: no age limit) ...
+    image_keep_days: float | None = Field(default=30.0, gt=0)
+    #: ... and the oldest beyond this total size (MiB; None: no size limit).
+    image_keep_mb: float | None = Field(default=2048.0, gt=0)
 
     @field_validator("http")
     @classmethod

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 
 from edge.hub.api import ApiServer, HubApi, Route
 from edge.hub.config import HubConfig
+from edge.hub.dashboard import DashboardApi
+from edge.hub.images import ImageArchive
 from edge.hub.ingest import Ingest, TopicHandler
 from edge.hub.store import Store
 from edge.station.sd_notify import Notifier
@@ -48,9 +50,16 @@ class HubService:
         self.stop = threading.Event()
         self.store = Store(config.store_url(), config.store_shown())
         try:
+            hub = config.hub
+            self.images = ImageArchive(
+                hub.images_dir, self.store.engine, hub.image_keep_days, hub.image_keep_mb,
+                hub.max_payload_kb * 1024,
+            )  # fmt: skip
+            dashboard = DashboardApi(config, self.store, self.images)
+            handlers = {"image": self.images.handle, **(handlers or {})}
             self.ingest = Ingest(config, self.store, handlers=handlers)
             api = HubApi(config, self.store, self.ingest.counts, lambda: self.ingest.connected)
-            self.server = ApiServer(api, routes)
+            self.server = ApiServer(api, [*dashboard.routes(), *routes])
         except BaseException:
             self.store.close()
             raise

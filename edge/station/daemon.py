@@ -38,6 +38,9 @@ Unattended operation (systemd ``Type=notify``, see systemd/geoedge.service):
 - Every ``stats`` snapshot is also written to ``status.json`` beside the outbox for
   ``geoedge status``; product retention (:mod:`edge.station.retention`) runs every
   ``storage.sweep_interval_s``.
+- ``mqtt.publish_images``: after a result is stored, the images it names are queued in a
+  second, bounded outbox (``images.sqlite``) that the publisher drains only while no result
+  waits (:mod:`edge.station.images`); ``stats`` reports them under ``images``.
 - Inbound ``<prefix>/<station>/cmd`` messages: ``{"command": "stats"}`` publishes a
   stats snapshot now. Anything else is ignored and counted (``inputs_rejected``).
 
@@ -64,6 +67,7 @@ from typing import Any
 from edge.config import StationConfig
 from edge.errors import GeoEdgeError, InputError, TooLargeError
 from edge.station.health import HealthMonitor
+from edge.station.images import ImageSender
 from edge.station.messages import json_safe, topic
 from edge.station.outbox import Outbox
 from edge.station.publisher import Publisher
@@ -131,10 +135,27 @@ class Daemon:
             reserve_bytes=round(config.outbox.reserve_mb * (1 << 20)),
         )
         self.outbox.keep_reserve()
+        self.images: ImageSender | None = None
         try:
-            self.publisher = Publisher(config.mqtt, self.station, self.outbox)
+            if config.mqtt.publish_images:
+                self.images = ImageSender(
+                    Outbox(
+                        config.outbox.path.with_name("images.sqlite"),
+                        max_bytes=round(config.mqtt.image_queue_mb * (1 << 20)),
+                    ),
+                    config.mqtt.topic_prefix,
+                    self.station,
+                    config.collection.output_dir,
+                    config.mqtt.image_max_kb * 1024,
+                )
+            self.publisher = Publisher(
+                config.mqtt,
+                self.station,
+                self.outbox,
+                None if self.images is None else self.images.outbox,
+            )
         except GeoEdgeError:
-            self.outbox.close()
+            self._close_outboxes()
             raise
         self.health = HealthMonitor(self.station, self.outbox, config.collection.output_dir)
         self.status_file = config.outbox.path.parent / "status.json"
@@ -170,6 +191,8 @@ class Daemon:
         with self._held_lock:
             self._held.append((full_topic, payload, key))
             self._store_held()
+        if self.images is not None:
+            self.images.offer(kind, message)
 
     def subscribe(self, topic_filter: str, callback: InputCallback) -> None:
         """Call ``callback(topic, json_payload)`` for each message on ``topic_filter``."""
@@ -188,7 +211,7 @@ class Daemon:
         try:
             self._site = self._factory(self.config, self.emit, self.subscribe)
         except BaseException:
-            self.outbox.close()
+            self._close_outboxes()
             raise
         self.subscribe(f"{self.config.mqtt.topic_prefix}/{self.station}/cmd", self._on_command)
         previous = {
@@ -211,7 +234,7 @@ class Daemon:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self.outbox.close()
+            self._close_outboxes()
         log.info("stopped (exit %d)", self._exit_code)
         return self._exit_code
 
@@ -239,6 +262,11 @@ class Daemon:
                     self.notifier.watchdog()
                 self.notifier.status(self._status_line())
                 next_ping = now + min(interval or 10.0, 10.0)
+
+    def _close_outboxes(self) -> None:
+        self.outbox.close()
+        if self.images is not None:
+            self.images.outbox.close()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.request_stop(signal.Signals(signum).name)
@@ -304,6 +332,7 @@ class Daemon:
             disk_full=bool(site_stats.get("disk_full", False)),
             inputs_rejected=self.publisher.rejected.counts(),
             stalled=self._stalled,
+            images=None if self.images is None else self.images.stats(),
         )
         self.emit("stats", message)
         self._write_status_file(message, self._status_line(site_stats))

@@ -20,6 +20,10 @@ a connection that dropped with messages in flight, or a process crash (after a
 restart the outbox re-sends everything it still holds, from the oldest). With no
 message in flight at the outage, as in normal operation, nothing is duplicated.
 
+Images (optional, :mod:`edge.station.images`): a second outbox whose messages go out only
+while the results' outbox is empty, at most one in flight; a result put meanwhile waits for
+that one image at most, never for the image queue.
+
 Threads: paho's network thread runs the callbacks; a ``publisher-drain`` thread
 reads the outbox, publishes, and deletes acknowledged messages, so no SQLite write
 ever blocks the network loop and no lock is held across the two.
@@ -98,10 +102,14 @@ def apply_credentials(client: mqtt.Client, cfg: MqttSection) -> None:
 class Publisher:
     """Sends the messages of ``outbox`` to the broker of ``cfg`` for ``station``."""
 
-    def __init__(self, cfg: MqttSection, station: str, outbox: Outbox) -> None:
+    def __init__(
+        self, cfg: MqttSection, station: str, outbox: Outbox, images: Outbox | None = None
+    ) -> None:
         self._cfg = cfg
         self.station = station
         self.outbox = outbox
+        #: Lower-priority messages (images), sent only while ``outbox`` is empty.
+        self.images = images
         self.status_topic = topic(cfg.topic_prefix, station, "status")
         self.client_id = cfg.client_id or f"geoedge-{station}"
         self._where = f"{cfg.host}:{cfg.port}"
@@ -114,6 +122,9 @@ class Publisher:
         self._resending = False
         self._inflight: list[tuple[int, mqtt.MQTTMessageInfo]] = []
         self._last_sent = 0
+        #: The one image in flight (id in ``images``, paho's info), and the last image id sent.
+        self._image_inflight: tuple[int, mqtt.MQTTMessageInfo] | None = None
+        self._last_image_sent = 0
         self._subscriptions: dict[str, InputCallback] = {}
         self._sub_lock = threading.Lock()
         self._problem: str | None = None
@@ -124,6 +135,8 @@ class Publisher:
         self._drain_thread: threading.Thread | None = None
         self._client = self._make_client()
         outbox.listen(self._wake.set)
+        if images is not None:
+            images.listen(self._wake.set)
 
     def __repr__(self) -> str:
         user = f", user={self._cfg.username!r}" if self._cfg.username else ""
@@ -230,12 +243,16 @@ class Publisher:
         self._drain_thread.start()
 
     def flush(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` s for the outbox to empty; True if it did."""
+        """Wait up to ``timeout_s`` s for the outbox (and the image queue) to empty; True if
+        both did."""
         deadline = time.monotonic() + timeout_s
-        while self.outbox.depth() > 0 and time.monotonic() < deadline:
+        while self._queued() > 0 and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.02)
-        return self.outbox.depth() == 0
+        return self._queued() == 0
+
+    def _queued(self) -> int:
+        return self.outbox.depth() + (0 if self.images is None else self.images.depth())
 
     def stop(self, grace_s: float | None = None) -> None:
         """Send what can be sent within ``grace_s`` s, publish offline, disconnect.
@@ -272,7 +289,8 @@ class Publisher:
         while True:
             # Poll briefly while messages are in flight: paho marks a message
             # published just *after* on_publish (which sets _wake) returns.
-            self._wake.wait(0.02 if self._inflight else 1.0)
+            busy = self._inflight or self._image_inflight is not None
+            self._wake.wait(0.02 if busy else 1.0)
             self._wake.clear()
             self._collect_acks()
             if self._stop_drain.is_set():
@@ -280,7 +298,7 @@ class Publisher:
             if not self._connected.is_set():
                 continue
             if self._resending:
-                if self._inflight:
+                if self._inflight or self._image_inflight is not None:
                     continue
                 self._resending = False
             room = self._cfg.max_inflight - len(self._inflight)
@@ -292,8 +310,25 @@ class Publisher:
                 )
                 self._inflight.append((message.id, info))
                 self._last_sent = message.id
+            self._send_image()
+
+    def _send_image(self) -> None:
+        """One image, when no result is queued or in flight and no image is in flight."""
+        if self.images is None or self._image_inflight is not None or self.outbox.depth():
+            return
+        for message in self.images.pending(self._last_image_sent, 1):
+            info = self._client.publish(
+                message.topic, message.payload, qos=message.qos, retain=message.retain
+            )
+            self._image_inflight = (message.id, info)
+            self._last_image_sent = message.id
 
     def _collect_acks(self) -> None:
+        image = self._image_inflight
+        if self.images is not None and image is not None and image[1].is_published():
+            self.images.ack([image[0]])
+            self._image_inflight = None
+            self.last_progress = time.monotonic()
         if not self._inflight:
             return
         done = [msg_id for msg_id, info in self._inflight if info.is_published()]

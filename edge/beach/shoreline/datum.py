@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from shapely.geometry import LineString
 
 from edge.beach.shoreline.runup import stockdon2006
 from edge.beach.shoreline.slope import Observation, SlopeEstimate, fit_slope
 from edge.beach.shoreline.store import ShorelineStore
 from edge.beach.shoreline.waves import WaveState
 from edge.beach.waterline.analysis import WaterlineResult
-from edge.beach.waterline.transects import Crossing
+from edge.beach.waterline.transects import Crossing, load_transects
 from edge.config import StationConfig
 from edge.station.messages import envelope
 
@@ -48,6 +49,21 @@ def published_chainage(distance_m: float) -> float:
     """A waterline chainage as the waterline message publishes it (mm): the observations
     stored, fitted and shifted are the ones a control room receives."""
     return round(distance_m, 3)
+
+
+def chainage_point(line: LineString, chainage_m: float) -> tuple[float, float]:
+    """The point at ``chainage_m`` (m from the first, landward point, positive seaward) along
+    the transect ``line`` (station CRS); beyond either end, on the end segment's extension."""
+    length = line.length
+    if 0.0 <= chainage_m <= length:
+        p = line.interpolate(chainage_m)
+        return float(p.x), float(p.y)
+    coords = np.asarray(line.coords, dtype=float)[:, :2]
+    a, b = (coords[0], coords[1]) if chainage_m < 0 else (coords[-2], coords[-1])
+    base, beyond = (coords[0], chainage_m) if chainage_m < 0 else (coords[-1], chainage_m - length)
+    unit = (b - a) / np.hypot(*(b - a))
+    x, y = base + beyond * unit
+    return float(x), float(y)
 
 
 def datum_chainage(x_wl: float, z_wl: float, z_datum: float, tan_beta: float) -> float:
@@ -99,6 +115,12 @@ class ShorelineStage:
     def __init__(self, config: StationConfig) -> None:
         self.config = config
         self.store = ShorelineStore(config.shoreline.store)
+        #: Transect lines by id (station CRS), to place each datum chainage in the world.
+        self.transects: dict[str, LineString] = (
+            {t.id: t.line for t in load_transects(config.transects.file)}
+            if config.transects
+            else {}
+        )
 
     def close(self) -> None:
         self.store.close()
@@ -185,6 +207,7 @@ class ShorelineStage:
             cfg.tide.uncertainty_m, slope.stderr,
         )  # fmt: skip
         self.store.add_shoreline(crossing.id, time, x, sigma, slope.tan_beta)
+        line = self.transects.get(crossing.id)
         return ShorelinePoint(
             crossing.id,
             slope,
@@ -193,6 +216,7 @@ class ShorelineStage:
             level=level,
             swash_fraction=cfg.shoreline.swash_fraction,
             sigma_m=sigma,
+            point=None if line is None else chainage_point(line, x),
         )
 
 
@@ -213,7 +237,8 @@ class SlopeResult:
 @dataclass(frozen=True)
 class ShorelinePoint:
     """The datum shoreline on one transect: chainage ``distance_m`` (m, positive seaward)
-    with its 1-sigma ``sigma_m``, None with a ``reason`` when unavailable."""
+    with its 1-sigma ``sigma_m``, None with a ``reason`` when unavailable; ``point`` is that
+    chainage in the world (station CRS, m), when the transect's line is known."""
 
     id: str
     slope: SlopeEstimate
@@ -223,6 +248,7 @@ class ShorelinePoint:
     level: WaterLevel | None = None
     swash_fraction: float | None = None
     sigma_m: float | None = None
+    point: tuple[float, float] | None = None
 
     def to_message(self) -> dict[str, Any]:
         row: dict[str, Any] = {"id": self.id, "tan_beta": round(self.slope.tan_beta, 5),
@@ -242,6 +268,7 @@ class ShorelinePoint:
             "swash_fraction": self.swash_fraction,
             "runup_slope": round(self.level.slope, 5),
             "sigma_m": None if self.sigma_m is None else round(self.sigma_m, 3),
+            "point": None if self.point is None else [round(v, 3) for v in self.point],
         }
 
 

@@ -12,8 +12,9 @@ import warnings
 import numpy as np
 import pytest
 import utide
+from shapely.geometry import LineString
 
-from edge.beach.shoreline.datum import ShorelineStage, datum_chainage
+from edge.beach.shoreline.datum import ShorelineStage, chainage_point, datum_chainage
 from edge.beach.shoreline.runup import stockdon2006
 from edge.beach.shoreline.slope import Observation, fit_slope
 from edge.beach.shoreline.tide import TideSource, predict
@@ -215,3 +216,13 @@ def test_a_full_store_never_fails_the_analysis(tmp_path, caplog):
     assert stage.store.rows_not_stored >= 3 * 5
     assert len([r for r in caplog.records if "cannot store" in r.getMessage()]) == 1
     stage.close()
+
+
+def test_a_datum_chainage_is_placed_on_its_transect_and_beyond_its_ends():
+    """A 50 m transect from (0, 0) towards (30, 40) (a 3-4-5 triangle): 25 m seaward is its
+    middle; 60 m is 10 m past the seaward end, -5 m 5 m behind the landward end, both on the
+    line's extension (a datum shoreline can lie beyond a short transect)."""
+    line = LineString([(0.0, 0.0), (30.0, 40.0)])
+    assert chainage_point(line, 25.0) == pytest.approx((15.0, 20.0))
+    assert chainage_point(line, 60.0) == pytest.approx((36.0, 48.0))
+    assert chainage_point(line, -5.0) == pytest.approx((-3.0, -4.0))
