@@ -50,7 +50,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from edge.beach.capture import Capture, CaptureStats, Frame
+from edge.beach.capture import Capture, CaptureStats, Frame, check_decoding
 from edge.beach.products import Collection, ProductAccumulator, write_collection
 from edge.beach.quality import assess
 from edge.beach.sampler import Sampler, Schedule, Window, expected_frames, too_few_frames
@@ -168,6 +168,7 @@ def collect_window(
         first_frame_time=first,
         last_frame_time=last,
         error=error,
+        decode=capture.decode,
     )
     images = None
     if acc.count == 0:
@@ -210,6 +211,8 @@ class BeachStation:
     """
 
     def __init__(self, config: StationConfig, emit: Emit, analyse: Analyse | None = None) -> None:
+        for camera in config.cameras:
+            check_decoding(camera)
         self.config = config
         self.emit = emit
         self.analyse = analyse
@@ -300,7 +303,9 @@ class BeachStation:
         captures: dict[str, Capture | GeoEdgeError] = {}
         for cam in self.config.cameras:
             try:
-                capture = Capture.from_camera(cam, start_time=start_time)
+                capture = Capture.from_camera(
+                    cam, sample_hz=self.config.collection.sample_hz, start_time=start_time
+                )
             except GeoEdgeError as exc:
                 log.error("%s: cannot start the capture: %s", cam.name, exc)
                 captures[cam.name] = exc
@@ -379,6 +384,7 @@ class BeachStation:
                 expected_frames=expected_frames(window[1] - window[0], col.sample_hz),
                 flags=["no_frames", "too_few_frames"],
                 error=str(exc),
+                decode=next(c.decode for c in self.config.cameras if c.name == name),
             )
             with contextlib.suppress(GeoEdgeError):
                 write_collection(failed, None, col.output_dir)
