@@ -136,8 +136,9 @@ class _KeyframeDecoder:
     """PyAV with ``skip_frame = "NONKEY"``: only key frames are decoded; ``grab`` returns the
     next key frame (counting the packets it passes in :attr:`packets`)."""
 
-    def __init__(self, container: av.container.InputContainer) -> None:
+    def __init__(self, container: av.container.InputContainer, shown: str) -> None:
         self.container = container
+        self.shown = shown
         self.stream = container.streams.video[0]
         self.stream.codec_context.skip_frame = "NONKEY"
         self.claimed = int(self.stream.frames or 0)
@@ -159,7 +160,7 @@ class _KeyframeDecoder:
         try:
             self._frame = next(self._frames, None)
         except av.FFmpegError as exc:
-            log.warning("%s: stream broken (%s)", self.container.name, exc)
+            log.warning("%s: stream broken (%s)", self.shown, redact(str(exc)))
             self._frame = None
         if self._frame is None:
             return None
@@ -444,16 +445,21 @@ class Capture:
     def _open_keyframes(self) -> _Decoder | None:
         import av
 
+        # RTSP over TCP, as OpenCV's FFmpeg backend does (UDP loses packets of large frames).
+        options = {"rtsp_transport": "tcp"} if self.source.startswith("rtsp") else {}
         try:
             container = av.open(
-                self.source, timeout=(self.open_timeout_s, self.read_timeout_s), mode="r"
+                self.source,
+                mode="r",
+                options=options,
+                timeout=(self.open_timeout_s, self.read_timeout_s),
             )
         except (av.FFmpegError, OSError):
             return None
         if not container.streams.video:
             container.close()
             return None
-        return _KeyframeDecoder(container)
+        return _KeyframeDecoder(container, self.shown)
 
     def _pump(self, reader: _Reader, decoder: _Decoder) -> int:
         """Grab frames until the stream ends or breaks; return how many were delivered."""
