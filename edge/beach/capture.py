@@ -16,6 +16,16 @@ stuck inside one OpenCV call (open or grab) for more than ``stall_timeout_s``: i
 starts a fresh reader and abandons the stuck one, which releases its own capture
 when OpenCV returns (a capture is never released from another thread).
 
+Decoding (``decode``, see :data:`DecodeMode`): ``"all"`` converts every frame to BGR and
+delivers it; ``"sampled"`` grabs (demuxes and decodes) every frame but converts and delivers
+only the first frame of each sampling slot of ``1 / sample_hz`` s anchored at ``start_time``
+(the :class:`~edge.beach.sampler.Sampler` rule), so a consumer sampling at ``sample_hz`` from
+the same anchor keeps exactly the frames it would keep from ``"all"``; ``"keyframes"`` decodes
+key frames only (PyAV, FFmpeg's ``skip_frame = NONKEY``; files and URLs) and delivers those of
+them the sampling rule keeps: with the camera's GOP equal to the sample interval this is the
+same frame set at a fraction of the CPU. A GStreamer pipeline decodes what the pipeline
+decodes (on a Jetson ``nvv4l2decoder skip-frames=2`` decodes key frames only).
+
 Timeouts: OpenCV honours ``CAP_PROP_OPEN_TIMEOUT_MSEC`` / ``CAP_PROP_READ_TIMEOUT_MSEC``
 only when given as parameters at creation (``cv2.VideoCapture(src, api, params)``);
 set afterwards they are ignored and a hung RTSP server blocks for about 30 s. They
@@ -29,17 +39,23 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from edge.beach.geometry.camera import Intrinsics
-from edge.config.cameras import CameraSection, source_kind
+from edge.beach.sampler import Sampler
+from edge.config.cameras import CameraSection, DecodeMode, source_kind
 from edge.config.secrets import read_secret, redact, with_password
-from edge.errors import GeoEdgeError, InputError
+from edge.errors import ConfigError, GeoEdgeError, InputError
 from edge.station.backoff import Backoff
+
+if TYPE_CHECKING:
+    import av.container
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +76,8 @@ class Frame:
 
 @dataclass
 class CaptureStats:
-    """Counters of one capture (all since creation)."""
+    """Counters of one capture (all since creation); ``frames_read`` counts every frame read
+    from the source, delivered or (``decode = "sampled"``) only grabbed."""
 
     frames_read: int = 0
     reconnects: int = 0
@@ -78,6 +95,113 @@ class _Reader:
     thread: threading.Thread | None = field(default=None, repr=False)
 
 
+class _Decoder(Protocol):
+    """One opened source, frame by frame: :meth:`grab` advances, :meth:`retrieve` converts."""
+
+    #: Frames the file header announces (0 when unknown or live).
+    claimed: int
+
+    def grab(self) -> float | None:
+        """Advance to the next frame; its presentation time in s from the stream start, or
+        None at the end of the stream (or when it broke)."""
+
+    def retrieve(self) -> np.ndarray | None:
+        """The grabbed frame as uint8 BGR, or None when it cannot be decoded."""
+
+    def release(self) -> None: ...
+
+
+class _OpenCvDecoder:
+    """``cv2.VideoCapture``: ``grab`` demuxes and decodes, ``retrieve`` converts to BGR."""
+
+    def __init__(self, cap: cv2.VideoCapture, live: bool) -> None:
+        self.cap = cap
+        self.live = live
+        self.claimed = 0 if live else int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+
+    def grab(self) -> float | None:
+        if not self.cap.grab():
+            return None
+        return 0.0 if self.live else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+
+    def retrieve(self) -> np.ndarray | None:
+        ok, image = self.cap.retrieve()
+        return image if ok and image is not None else None
+
+    def release(self) -> None:
+        self.cap.release()
+
+
+class _KeyframeDecoder:
+    """PyAV with ``skip_frame = "NONKEY"``: only key frames are decoded; ``grab`` returns the
+    next key frame (counting the packets it passes in :attr:`packets`)."""
+
+    def __init__(self, container: av.container.InputContainer, shown: str) -> None:
+        self.container = container
+        self.shown = shown
+        self.stream = container.streams.video[0]
+        self.stream.codec_context.skip_frame = "NONKEY"
+        self.claimed = int(self.stream.frames or 0)
+        self.packets = 0
+        self._frames = self._decode()
+        self._frame: av.VideoFrame | None = None
+        start = self.stream.start_time
+        self._origin = 0 if start is None else int(start)
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        for packet in self.container.demux(self.stream):
+            if packet.size:
+                self.packets += 1
+            yield from packet.decode()
+
+    def grab(self) -> float | None:
+        import av
+
+        try:
+            self._frame = next(self._frames, None)
+        except av.FFmpegError as exc:
+            log.warning("%s: stream broken (%s)", self.shown, redact(str(exc)))
+            self._frame = None
+        if self._frame is None:
+            return None
+        pts, unit = self._frame.pts, self.stream.time_base
+        return 0.0 if pts is None or unit is None else float((pts - self._origin) * unit)
+
+    def retrieve(self) -> np.ndarray | None:
+        if self._frame is None:
+            return None
+        return self._frame.to_ndarray(format="bgr24")
+
+    def release(self) -> None:
+        self.container.close()
+
+
+def check_decoding(camera: CameraSection) -> None:
+    """Refuse, in one line, a camera whose source or ``decode`` mode this machine cannot
+    decode: a GStreamer pipeline without OpenCV's GStreamer backend, ``"keyframes"``
+    without PyAV. Called when the station starts."""
+    if source_kind(camera.source) == "gstreamer" and not cv2.videoio_registry.hasBackend(
+        cv2.CAP_GSTREAMER
+    ):
+        raise ConfigError(
+            f"cameras.{camera.name}.source: a GStreamer pipeline, but this OpenCV "
+            f"{cv2.__version__} has no GStreamer backend: on a Jetson install with "
+            "systemd/install.sh (a venv that sees JetPack's OpenCV); see 'geoedge doctor'"
+        )
+    if camera.decode == "keyframes":
+        _import_av(f'cameras.{camera.name}.decode = "keyframes"')
+
+
+def _import_av(what: str) -> None:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"{what} needs PyAV, which is not installed (pip install 'geoedge[keyframes]'), "
+            'or use decode = "sampled"'
+        ) from None
+
+
 class _Fatal(Exception):
     """A problem retrying cannot fix (wrong frame size, unreadable file)."""
 
@@ -90,7 +214,9 @@ class Capture:
     """Frames from ``source``: a file path, a URL, a V4L2 index (``"0"``) or a GStreamer
     pipeline (contains ``!``).
 
-    ``expected_size`` is ``(NU, NV)`` (width, height in pixels) from the camera's
+    ``decode`` and ``sample_hz`` (frames per s kept, slots anchored at ``start_time``) choose
+    what is decoded (see the module notes); ``"sampled"`` and ``"keyframes"`` need
+    ``sample_hz``. ``expected_size`` is ``(NU, NV)`` (width, height in pixels) from the camera's
     calibration; the first frame of another size stops the capture with one
     :class:`InputError` naming both sizes. ``start_time`` (epoch s) anchors a file's
     timeline (default: now). Timeouts are in seconds (see the module notes).
@@ -111,6 +237,8 @@ class Capture:
         expected_size: tuple[int, int] | None = None,
         size_origin: str = "",
         start_time: float | None = None,
+        decode: DecodeMode = "all",
+        sample_hz: float | None = None,
     ) -> None:
         self.source = source
         #: The source as it may be logged: any password replaced by ``***``.
@@ -125,6 +253,10 @@ class Capture:
         self.expected_size = expected_size
         self.size_origin = size_origin
         self.start_time = time.time() if start_time is None else float(start_time)
+        self.decode: DecodeMode = decode
+        self.sample_hz = sample_hz
+        if decode != "all" and sample_hz is None:
+            raise ValueError(f"decode = {decode!r} needs sample_hz")
         self.stats = CaptureStats()
         self._api, self._params = self._backend()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_FRAMES)
@@ -142,8 +274,11 @@ class Capture:
             self._watchdog.start()
 
     @classmethod
-    def from_camera(cls, camera: CameraSection, *, start_time: float | None = None) -> Capture:
-        """A capture for a configured camera, checking frames against its intrinsics."""
+    def from_camera(
+        cls, camera: CameraSection, *, sample_hz: float, start_time: float | None = None
+    ) -> Capture:
+        """A capture for a configured camera, checking frames against its intrinsics and
+        decoding as ``camera.decode`` says for sampling at ``sample_hz``."""
         intr = Intrinsics.from_json(camera.intrinsics)
         source = camera.source
         if camera.password_file is not None:
@@ -160,6 +295,8 @@ class Capture:
             expected_size=(intr.NU, intr.NV),
             size_origin=f"NU x NV in {camera.intrinsics}",
             start_time=start_time,
+            decode=camera.decode,
+            sample_hz=sample_hz,
         )
 
     @property
@@ -211,6 +348,14 @@ class Capture:
     def _backend(self) -> tuple[int, list[int]]:
         if self.kind == "file" and not Path(self.source).is_file():
             raise InputError(f"{self.shown}: video file not found")
+        if self.decode == "keyframes":
+            if self.kind not in ("file", "url"):
+                raise InputError(
+                    f'{self.name}: decode = "keyframes" reads files and URLs only, not a '
+                    f"{self.kind} source"
+                )
+            _import_av(f'{self.name}: decode = "keyframes"')
+            return 0, []
         if self.kind == "gstreamer":
             if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
                 raise InputError(
@@ -250,19 +395,19 @@ class Capture:
         backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
         try:
             while self._current(reader):
-                cap = self._open(reader)
+                decoder = self._open(reader)
                 delivered = 0
-                if cap is not None:
+                if decoder is not None:
                     try:
-                        delivered = self._pump(reader, cap)
+                        delivered = self._pump(reader, decoder)
                     finally:
-                        cap.release()
+                        decoder.release()
                 if not self.live or not self._current(reader):
                     return
                 if delivered:
                     backoff.succeeded()
                 delay = backoff.failed()
-                what = "cannot open the stream" if cap is None else "stream lost"
+                what = "cannot open the stream" if decoder is None else "stream lost"
                 log.warning(
                     "%s: %s (%s); reconnecting in %.1f s", self.name, what, self.shown, delay
                 )
@@ -273,16 +418,14 @@ class Capture:
         except _Fatal as fatal:
             self._put_always(reader, fatal.error)
 
-    def _open(self, reader: _Reader) -> cv2.VideoCapture | None:
-        source: str | int = int(self.source) if self.kind == "device" else self.source
+    def _open(self, reader: _Reader) -> _Decoder | None:
         reader.busy_since = time.monotonic()
         try:
-            cap = cv2.VideoCapture(source, self._api, self._params)
+            decoder = self._open_keyframes() if self.decode == "keyframes" else self._open_cv()
         finally:
             reader.busy_since = None
-        if cap.isOpened():
-            return cap
-        cap.release()
+        if decoder is not None:
+            return decoder
         if not self.live:
             raise _Fatal(
                 InputError(
@@ -292,23 +435,56 @@ class Capture:
             )
         return None
 
-    def _pump(self, reader: _Reader, cap: cv2.VideoCapture) -> int:
+    def _open_cv(self) -> _Decoder | None:
+        source: str | int = int(self.source) if self.kind == "device" else self.source
+        cap = cv2.VideoCapture(source, self._api, self._params)
+        if cap.isOpened():
+            return _OpenCvDecoder(cap, self.live)
+        cap.release()
+        return None
+
+    def _open_keyframes(self) -> _Decoder | None:
+        import av
+
+        # RTSP over TCP, as OpenCV's FFmpeg backend does (UDP loses packets of large frames).
+        options = {"rtsp_transport": "tcp"} if self.source.startswith("rtsp") else {}
+        try:
+            container = av.open(
+                self.source,
+                mode="r",
+                options=options,
+                timeout=(self.open_timeout_s, self.read_timeout_s),
+            )
+        except (av.FFmpegError, OSError):
+            return None
+        if not container.streams.video:
+            container.close()
+            return None
+        return _KeyframeDecoder(container, self.shown)
+
+    def _pump(self, reader: _Reader, decoder: _Decoder) -> int:
         """Grab frames until the stream ends or breaks; return how many were delivered."""
-        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not self.live else 0
+        sampler = None
+        if self.decode != "all" and self.sample_hz is not None:
+            sampler = Sampler(self.sample_hz, self.start_time)
         grabbed = delivered = 0
         while self._current(reader):
             reader.busy_since = time.monotonic()
             try:
-                ok = cap.grab()
+                pos_s = decoder.grab()
                 wall = time.time()
-                pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC) if ok and not self.live else 0.0
             finally:
                 reader.busy_since = None
-            if not ok:
+            if pos_s is None:
                 break
             grabbed += 1
-            ok, image = cap.retrieve()
-            if not ok or image is None:
+            with self._lock:
+                self.stats.frames_read += 1
+            stamp = self.start_time + pos_s if not self.live else wall
+            if sampler is not None and not sampler.take(stamp):
+                continue
+            image = decoder.retrieve()
+            if image is None:
                 with self._lock:
                     self.stats.decode_errors += 1
                     first = self.stats.decode_errors == 1
@@ -318,14 +494,15 @@ class Capture:
                     )
                 continue
             self._check_size(image)
-            stamp = self.start_time + pos_ms / 1000.0 if not self.live else wall
             with self._lock:
                 frame = Frame(image, stamp, self._index)
                 self._index += 1
-                self.stats.frames_read += 1
                 self.stats.last_frame_time = stamp
             self._deliver(reader, frame)
             delivered += 1
+        if isinstance(decoder, _KeyframeDecoder):
+            grabbed = decoder.packets
+        claimed = decoder.claimed
         if not self.live and self._current(reader):
             if claimed > 0 and grabbed < 0.99 * claimed - 1:
                 self.stats.truncated = True

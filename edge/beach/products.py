@@ -39,6 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.config.cameras import DecodeMode
 from edge.errors import InputError
 from edge.station.disk_space import NO_SPACE, NoSpaceError
 from edge.station.messages import utc_iso
@@ -190,7 +191,8 @@ class Collection:
     ``sidecar`` is the JSON file. ``timex`` is the TimeX image (uint8, H x W x 3
     BGR, rounded mean, the same pixels as the file before JPEG compression), or
     None when no frame was read. ``error`` is the one-line reason when the camera
-    gave no frames (capture failed).
+    gave no frames (capture failed). ``decode`` is the capture's decoding mode that sampled
+    the frames (:data:`edge.config.cameras.DecodeMode`), written to the sidecar.
     """
 
     station: str
@@ -208,6 +210,7 @@ class Collection:
     first_frame_time: float | None = None
     last_frame_time: float | None = None
     error: str | None = None
+    decode: DecodeMode = "all"
 
     @property
     def epoch(self) -> int:
@@ -287,7 +290,7 @@ def write_collection(
         collection.timex = images["timex"]
     sidecar = out / f"{collection.epoch}.{collection.station}.{collection.camera}.json"
     collection.sidecar = sidecar
-    doc = {"station": collection.station, **collection.summary()}
+    doc = {"station": collection.station, **collection.summary(), "decode": collection.decode}
     _write_atomic(sidecar, (json.dumps(doc, indent=2) + "\n").encode())
     return collection
 

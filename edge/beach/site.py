@@ -50,7 +50,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from edge.beach.capture import Capture, CaptureStats, Frame
+from edge.beach.capture import Capture, CaptureStats, Frame, check_decoding
 from edge.beach.products import Collection, ProductAccumulator, write_collection
 from edge.beach.quality import assess
 from edge.beach.sampler import Sampler, Schedule, Window, expected_frames, too_few_frames
@@ -59,10 +59,9 @@ from edge.beach.shoreline.tide import TideSource
 from edge.beach.shoreline.waves import WaveSource
 from edge.beach.waterline.analysis import BeachAnalyser
 from edge.config import StationConfig
-from edge.config.cameras import source_kind
 from edge.config.collection import CollectionSection
 from edge.config.quality import QualitySection
-from edge.errors import ConfigError, GeoEdgeError
+from edge.errors import GeoEdgeError
 from edge.station.disk_space import DiskSpace, NoSpaceError
 from edge.station.messages import envelope, utc_iso
 from edge.station.site import Emit, Subscribe
@@ -169,6 +168,7 @@ def collect_window(
         first_frame_time=first,
         last_frame_time=last,
         error=error,
+        decode=capture.decode,
     )
     images = None
     if acc.count == 0:
@@ -198,20 +198,6 @@ def collect_window(
     return result, leftover
 
 
-def _require_gstreamer(config: StationConfig) -> None:
-    """A GStreamer pipeline ``source`` with an OpenCV built without GStreamer stops the start
-    (:class:`ConfigError`, one line naming the fix), instead of failing at every window."""
-    for cam in config.cameras:
-        if source_kind(cam.source) == "gstreamer" and not cv2.videoio_registry.hasBackend(
-            cv2.CAP_GSTREAMER
-        ):
-            raise ConfigError(
-                f"cameras {cam.name!r}: source is a GStreamer pipeline but OpenCV "
-                f"{cv2.__version__} has no GStreamer backend: on a Jetson install with "
-                "systemd/install.sh (a venv that sees JetPack's OpenCV); see 'geoedge doctor'"
-            )
-
-
 class BeachStation:
     """The daemon's beach-station site.
 
@@ -225,7 +211,8 @@ class BeachStation:
     """
 
     def __init__(self, config: StationConfig, emit: Emit, analyse: Analyse | None = None) -> None:
-        _require_gstreamer(config)
+        for camera in config.cameras:
+            check_decoding(camera)
         self.config = config
         self.emit = emit
         self.analyse = analyse
@@ -316,7 +303,9 @@ class BeachStation:
         captures: dict[str, Capture | GeoEdgeError] = {}
         for cam in self.config.cameras:
             try:
-                capture = Capture.from_camera(cam, start_time=start_time)
+                capture = Capture.from_camera(
+                    cam, sample_hz=self.config.collection.sample_hz, start_time=start_time
+                )
             except GeoEdgeError as exc:
                 log.error("%s: cannot start the capture: %s", cam.name, exc)
                 captures[cam.name] = exc
@@ -395,6 +384,7 @@ class BeachStation:
                 expected_frames=expected_frames(window[1] - window[0], col.sample_hz),
                 flags=["no_frames", "too_few_frames"],
                 error=str(exc),
+                decode=next(c.decode for c in self.config.cameras if c.name == name),
             )
             with contextlib.suppress(GeoEdgeError):
                 write_collection(failed, None, col.output_dir)

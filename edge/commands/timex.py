@@ -51,6 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format")
     parser.add_argument("--intrinsics", type=Path, help="CoastCam JSON: check NU x NV")
     parser.add_argument("--reference", type=Path, help="reference image for the movement gate")
+    parser.add_argument(
+        "--decode",
+        choices=("sampled", "keyframes", "all"),
+        default="sampled",
+        help="convert only the sampled frames (default), decode key frames only (PyAV), "
+        "or convert every frame",
+    )
     parser.set_defaults(handler=_handle)
 
 
@@ -120,6 +127,8 @@ def _handle(args: argparse.Namespace) -> int:
         expected_size=size,
         size_origin=f"NU x NV in {args.intrinsics}",
         start_time=start,
+        decode=args.decode,
+        sample_hz=args.sample_hz,
     ) as capture:
         result, _ = collect_window(
             capture,

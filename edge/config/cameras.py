@@ -12,6 +12,9 @@ from edge.config.base import ExistingFile, Section
 
 #: What a camera ``source`` string names.
 SourceKind = Literal["file", "url", "device", "gstreamer"]
+#: What a capture decodes (see :mod:`edge.beach.capture`): every frame, every frame but only
+#: the sampled ones converted to BGR, or key frames only (PyAV; files and URLs).
+DecodeMode = Literal["all", "sampled", "keyframes"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -45,6 +48,12 @@ class CameraSection(Section):
     OpenCV when the capture is created (FFmpeg sources: files and URLs); the
     watchdog recreates a capture that delivered no frame for ``stall_timeout_s``
     (all live sources, including V4L2 and GStreamer, which take no timeouts).
+
+    ``decode`` chooses what is decoded: ``"sampled"`` (default) grabs every frame and converts
+    only the ones ``collection.sample_hz`` keeps; ``"keyframes"`` decodes key frames only
+    (PyAV; an ``rtsp://``/``http://`` URL or a file), for a camera whose GOP (I-frame
+    interval) is set to the sample interval; ``"all"`` converts every frame. A GStreamer
+    pipeline chooses its own decoding (``nvv4l2decoder skip-frames=2``: key frames only).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
@@ -65,6 +74,7 @@ class CameraSection(Section):
     #: Reconnect back-off: first delay and cap, seconds (doubles each failure).
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
+    decode: DecodeMode = "sampled"
 
     @field_validator("source")
     @classmethod
@@ -85,4 +95,11 @@ class CameraSection(Section):
             raise ValueError("give exactly one of 'extrinsics' or 'gcps'")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        kind = source_kind(self.source)
+        if self.decode == "keyframes" and kind in ("device", "gstreamer"):
+            hint = " (in the pipeline: nvv4l2decoder skip-frames=2)" if kind == "gstreamer" else ""
+            raise ValueError(
+                f'decode = "keyframes" reads files and URLs, not a {kind} source; use '
+                f'"sampled"{hint}'
+            )
         return self

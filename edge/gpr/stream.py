@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 #: Default window width in traces when [gpr.windows] does not say (the detector is
 #: trained on 128-384-trace scans resampled to its input width).
 DEFAULT_WIDTH_TRACES = 256
+#: Traces per chunk when a whole file is processed: bounds the chain's float64 working arrays
+#: (~8 bytes x channels x samples x this; 4096 x 512 samples = 16 MiB per channel).
+FILE_CHUNK_TRACES = 4096
 
 
 class WindowDetector(Protocol):
@@ -363,11 +366,17 @@ def detect_file(
     detector: WindowDetector | None = None,
     snippet_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Cavity messages of one GPR file (processed as one chunk, then flushed)."""
+    """Cavity messages of one GPR file, fed through the pipeline in chunks of
+    :data:`FILE_CHUNK_TRACES` traces (the same messages as one chunk, see
+    :mod:`edge.gpr.processing`), then flushed: the processing's working memory stays that of
+    one chunk however long the file; the file's own samples are held once, as read."""
     if config.gpr is None:
         raise ConfigError("no [gpr] section in the config")
     block = read_gpr(path)
     require_profile(block)
     detector = detector or build_detector(config.gpr)
     pipe = CavityPipeline(config, block, detector, snippet_dir)
-    return pipe.feed(block) + pipe.flush()
+    messages = []
+    for start in range(0, block.n_traces, FILE_CHUNK_TRACES):
+        messages += pipe.feed(block.slice(start, start + FILE_CHUNK_TRACES))
+    return messages + pipe.flush()

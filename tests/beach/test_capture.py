@@ -270,7 +270,7 @@ def test_a_camera_password_never_reaches_the_log(tmp_path, caplog):
     )
     try:
         with caplog.at_level(logging.DEBUG):
-            with Capture.from_camera(section) as cap:
+            with Capture.from_camera(section, sample_hz=1.0) as cap:
                 assert cap.source == f"rtsp://admin:s3cr3t-pw@127.0.0.1:{port}/stream1"
                 read_for(cap, 1.5)
             inline = Capture(f"rtsp://admin:hunter2@127.0.0.1:{port}/x", open_timeout_s=0.5)

@@ -49,6 +49,6 @@ def test_without_gstreamer_the_station_refuses_it_at_start_naming_the_fix():
     # The station does not wait for its first window to find out: it stops at start.
     config = load_config(CONFIG)
     camera = {**config.cameras[0].model_dump(), "source": documented_pipeline()}
-    with pytest.raises(ConfigError, match="'c1': source is a GStreamer pipeline") as stopped:
+    with pytest.raises(ConfigError, match=r"cameras\.c1\.source: a GStreamer pipeline") as stopped:
         BeachStation(with_changes(config, cameras=[camera]), lambda kind, message: None)
     assert "\n" not in str(stopped.value) and "install.sh" in str(stopped.value)
