@@ -11,7 +11,10 @@ every result arrives, each result id once.
 
 from __future__ import annotations
 
+import errno
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -302,12 +305,31 @@ def test_a_camera_that_stalls_disappears_and_returns_the_daemon_carries_on(
     assert healthy["site"]["frames_read"] > 30
 
 
+def _fill_leaving(filler: Path, spare: int) -> None:
+    """Fill ``filler``'s file system, then give back ``spare`` bytes. Written until ENOSPC, as
+    the daemon keeps writing between any free-space reading and our write."""
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    written, block = 0, b"\0" * (1 << 20)
+    try:
+        while True:
+            try:
+                n = os.write(fd, block)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                if len(block) == 1:
+                    break
+                block = block[: len(block) // 2]
+                continue
+            written += n
+        os.ftruncate(fd, max(0, written - spare))
+    finally:
+        os.close(fd)
+
+
 def test_a_full_disk_stops_the_products_not_the_results(
     tmp_path, camera, daemons, mosquitto_broker, mqtt_subscriber
 ):
-    import os
-    from pathlib import Path
-
     if (why := private_tmpfs_unavailable()) is not None:
         pytest.skip(why)
     sub = mqtt_subscriber(mosquitto_broker, RESULTS)
@@ -325,11 +347,8 @@ def test_a_full_disk_stops_the_products_not_the_results(
     daemon = daemons(config, prefix=prefix)
     daemon.wait_stats(lambda s: _collections(s) >= 1, 60, "a first collection")
     seen = Path(f"/proc/{daemon.process.pid}/root") / products.relative_to("/")
-    free = os.statvfs(seen).f_bavail * os.statvfs(seen).f_frsize
     filler = seen / "filler.bin"
-    with open(filler, "wb") as f:  # leave 64 KiB: less than one collection's images
-        f.truncate(0)
-        f.write(b"\0" * max(0, free - 64 * 1024))
+    _fill_leaving(filler, 64 * 1024)  # less than one collection's images
     full = daemon.wait_stats(lambda s: s["disk_full"], 60, "disk_full reported")
     assert full["site"]["refused_writes"] >= 0
     start = _collections(full)
