@@ -8,7 +8,9 @@ code before the stages returned typed results (commit 00b5c18); the GPR unit's f
 re-recorded when the detector was retrained on real data (the three of the old detector
 matched byte for byte through the layout and typed-results change too, commit b46b233), and
 again when cavity messages gained ``time_zero_ns``, ``width_source`` and ``radius_sd_m`` and
-``width_m`` became the fitted target's size (issue 13; the same four targets). The
+``width_m`` became the fitted target's size (issue 13; the same four targets), and when the
+shipped INT8 detector became symmetric QDQ and ``precision = "auto"`` therefore runs the FP32
+detector on CPUs (the same four targets; confidences and boxes differ by a little). The
 demo is run again here and its outbox read back: each payload must be the same bytes, ids
 included. Only what differs between two runs by nature is normalised: the output folder
 (``<out>``), the repository's folder (``<repo>``) and the time of a cavity found in a file
