@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests talk to: Mosquitto (brokers), PostgreSQL (the hub's store),
+# System packages the tests talk to: Mosquitto (brokers), PostgreSQL + PostGIS (the hub's store),
 # Chromium (browser tests). Installed only when missing.
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto mosquitto-clients)
@@ -21,6 +21,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+# PostGIS for the hub's geometry column, matching the server's major version.
+pg_major="$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)"
+if [ -n "$pg_major" ] && [ ! -f "/usr/share/postgresql/$pg_major/extension/postgis.control" ]; then
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "postgresql-$pg_major-postgis-3"
 fi
 
 python3 -m pip install -q torch==2.13.0

@@ -19,9 +19,9 @@ Tables:
 
 PostGIS: when the extension is installed in the PostgreSQL database, ``cavities`` gets a
 ``geom geometry(Point, 4326)`` column filled from lon/lat on insert (for QGIS and spatial SQL);
-without it (and always on SQLite) lon/lat columns serve the same queries. The tests here run
-without PostGIS (Debian's ``postgresql`` package alone): that branch is detected and reported
-(``/api/health``) but not exercised by them.
+without it (and always on SQLite) lon/lat columns serve the same queries; which one a store
+found is reported (``/api/health``). ``tests/hub/test_store.py`` runs both (``tests/run.sh``
+installs Debian's ``postgresql-N-postgis-3``).
 """
 
 from __future__ import annotations

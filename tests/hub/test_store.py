@@ -5,6 +5,7 @@ the API serves."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -94,6 +95,39 @@ def test_cavities_by_class_station_and_bounding_box(store):
     inside = store.cavities(bbox=(126.9, 37.5, 127.1, 37.6))
     assert len(inside) == 2 and all(m.payload["position"] for m in inside)
     assert store.cavities(bbox=(0.0, 0.0, 1.0, 1.0)) == []
+
+
+@pytest.mark.postgres
+def test_with_postgis_cavities_get_a_wgs84_geometry(postgres_server):
+    """A PostgreSQL database with the PostGIS extension: the store finds it, adds
+    ``cavities.geom`` and fills it from lon/lat, so QGIS and spatial SQL read the points."""
+    url = postgres_server.create_database()
+    done = subprocess.run(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-c", "CREATE EXTENSION postgis"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # tests/run.sh installs postgresql-N-postgis-3
+    store = Store("postgresql+psycopg://" + url.split("://", 1)[1])
+    try:
+        assert store.postgis
+        records = []
+        for i, (kind, station, text) in enumerate(demo_messages()):
+            payload = json.loads(text)
+            if kind == "cavity" and i % 2 == 0:
+                payload["position"] = {"crs": "EPSG:5186", "x": 200000.0, "y": 550000.0}
+            records.append(_record(kind, station, payload))
+        store.add(records)
+    finally:
+        store.close()
+    query = (
+        "SELECT count(*), min(ST_X(geom)), min(ST_Y(geom)), min(ST_SRID(geom)) "
+        "FROM cavities WHERE geom IS NOT NULL"
+    )
+    done = subprocess.run(["psql", url, "-tA", "-F", ",", "-c", query], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    count, lon, lat, srid = done.stdout.strip().split(",")
+    assert int(count) == 2 and int(srid) == 4326
+    assert abs(float(lon) - 127.0) < 0.1 and abs(float(lat) - 37.55) < 0.1
 
 
 def test_shoreline_points_per_transect_oldest_first(store):
