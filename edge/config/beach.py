@@ -53,6 +53,8 @@ class SegmentationSection(Section):
     ``"colour"`` uses Colour Channel Divergence (red minus blue, Otsu threshold).
     ``refine`` ``"guided"`` snaps the U-Net's boundary to the image's own edges at full
     resolution (:mod:`edge.beach.waterline.refine`); ``"none"`` keeps the resized map.
+    ``flip_average`` runs the U-Net on the image and on its mirror image and averages the
+    two (twice the inference time; +0.016 mean IoU over 23 held-out real stations).
     """
 
     model: ModelSpec = "default"
@@ -68,6 +70,7 @@ class SegmentationSection(Section):
     threads: int = Field(default=2, ge=1, le=64)
     water_threshold: float = Field(default=0.5, gt=0, lt=1)
     refine: Literal["guided", "none"] = "guided"
+    flip_average: bool = True
 
 
 class WaterlineSection(Section):

@@ -142,23 +142,30 @@ class OnnxPath:
         return unet_probability(self.model, bgr)
 
 
-def _loader(spec: str) -> Probability:
+def _loader(spec: str, flip: bool = False) -> Probability:
     path = Path(spec)
-    return OnnxPath(path) if path.suffix == ".onnx" else TorchModel(path)
+    model: Probability = OnnxPath(path) if path.suffix == ".onnx" else TorchModel(path)
+    if not flip:
+        return model
+    from edge.beach.waterline.segmentation import flip_average
+
+    return lambda bgr: flip_average(model, bgr)
 
 
-def make_method(spec: str) -> tuple[str, Method]:
+def make_method(spec: str, flip: bool = False) -> tuple[str, Method]:
     """-> (name, fn(bgr_full, group, ground_full) -> prob or None).
 
     ``SPEC+guided[@EPS]`` refines the probability of SPEC with the edge path's full-resolution
     guided filter (:func:`edge.beach.waterline.refine.guided_refine`, radius for a model
-    ``REFINE_MODEL_WIDTH`` px wide)."""
+    ``REFINE_MODEL_WIDTH`` px wide); ``SPEC+flip`` averages SPEC over the image and its mirror
+    image (:func:`edge.beach.waterline.segmentation.flip_average`); ``SPEC+flip+guided`` is
+    the station's default path."""
     base, sep, tail = spec.partition("+guided")
     if sep:
         from edge.beach.waterline.refine import EPS, guided_refine, model_radius
 
         eps = float(tail[1:]) if tail.startswith("@") else EPS
-        name, method = make_method(base)
+        name, method = make_method(base, flip)
 
         def refined(bgr: np.ndarray, group: str, ground: np.ndarray) -> np.ndarray | None:
             prob = method(bgr, group, ground)
@@ -168,6 +175,9 @@ def make_method(spec: str) -> tuple[str, Method]:
             return guided_refine(bgr, prob, radius, eps)
 
         return f"{name}+guided{tail}", refined
+    if spec.endswith("+flip"):
+        name, method = make_method(spec.removesuffix("+flip"), flip=True)
+        return f"{name}+flip", method
     if spec == "colour":
         from edge.beach.waterline.colour import colour_water_probability
 
@@ -184,7 +194,7 @@ def make_method(spec: str) -> tuple[str, Method]:
         fold_of: dict[str, str] = {}
         for part in rest.split(","):
             fold, _, ckpt = part.partition(":")
-            models[fold] = _loader(ckpt)
+            models[fold] = _loader(ckpt, flip)
             for group in FOLDS.get(fold, tuple(fold.split("+"))):
                 if group in fold_of:
                     raise InputError(f"--method {spec}: group {group} is in two folds")
@@ -195,7 +205,7 @@ def make_method(spec: str) -> tuple[str, Method]:
             return None if m is None else m(bgr)
 
         return name, cv
-    model = _loader(rest)
+    model = _loader(rest, flip)
 
     def single(bgr: np.ndarray, group: str, ground: np.ndarray) -> np.ndarray:
         return model(bgr)

@@ -1,9 +1,10 @@
 """Sea/land segmentation of TimeX images: the U-Net on ONNX Runtime, or the colour method.
 
 :class:`WaterSegmenter` returns a water probability map and a binary mask at the
-image's own resolution (the U-Net's map refined to the image's edges when
-``[segmentation] refine`` says so). The U-Net's input size, channel order, normalisation and
-resize policy come from its manifest (``resize``: the whole image is resized to the
+image's own resolution (the U-Net's map averaged with that of the mirrored image when
+``[segmentation] flip_average``, and refined to the image's edges when ``refine`` says
+so). The U-Net's input size, channel order, normalisation and resize policy come from its
+manifest (``resize``: the whole image is resized to the
 model input and the probabilities resized back; ``tile``: overlapping tiles of the
 model size at full resolution, averaged where they overlap). The colour method
 (:mod:`edge.beach.waterline.colour`) is the configured fallback and, with the U-Net, a
@@ -12,6 +13,7 @@ cross-check reported in the waterline message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,7 +65,11 @@ class WaterSegmenter:
             prob = colour_water_probability(bgr, valid)
             method = "colour"
         else:
-            prob = unet_probability(self.model, bgr)
+            model = self.model
+            if self.section.flip_average:
+                prob = flip_average(lambda image: unet_probability(model, image), bgr)
+            else:
+                prob = unet_probability(model, bgr)
             if self._refines(bgr):
                 radius = model_radius(bgr.shape[1], self.model.input_size[1])
                 prob = guided_refine(bgr, prob, radius)
@@ -78,6 +84,14 @@ class WaterSegmenter:
         mh, mw = self.model.input_size
         upsampled = bgr.shape[0] > mh or bgr.shape[1] > mw
         return upsampled and self.model.manifest.resize.mode == "resize"
+
+
+def flip_average(probability: Callable[[np.ndarray], np.ndarray], bgr: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: the mean of ``probability`` on the image and, mirrored back, on
+    its left-right mirror image (a beach seen from a camera is as plausible mirrored, and the
+    two passes disagree where the network is unsure)."""
+    mirrored = probability(np.ascontiguousarray(bgr[:, ::-1]))[:, ::-1]
+    return (0.5 * (probability(bgr) + mirrored)).astype(np.float32)
 
 
 def _prepare(model: OnnxModel, bgr: np.ndarray) -> np.ndarray:

@@ -119,6 +119,21 @@ def test_the_guided_refinement_follows_the_rendered_shoreline(tiny_models, rende
     assert iou_guided >= iou_plain - 0.002, (iou_guided, iou_plain)
 
 
+def test_the_flip_average_is_the_mean_of_both_views_and_mirror_consistent(tiny_models, render):
+    """``flip_average`` (the default): the mean of the image's map and the mirrored image's
+    map mirrored back, so segmenting the mirrored image gives the mirrored result."""
+    _, paths = tiny_models
+    plain = _segmenter(paths["resize"], flip_average=False, refine="none")
+    averaged = _segmenter(paths["resize"], refine="none")
+    image = render.image
+    mirrored = np.ascontiguousarray(image[:, ::-1])
+    want = 0.5 * (plain(image).probability + plain(mirrored).probability[:, ::-1])
+    np.testing.assert_allclose(averaged(image).probability, want, atol=1e-6)
+    np.testing.assert_allclose(
+        averaged(mirrored).probability, averaged(image).probability[:, ::-1], atol=1e-6
+    )
+
+
 def test_tiles_cover_the_full_resolution_image_without_seams(tiny_models, render):
     # Tiles of 80 x 64 px overlapping by 16 px over 480 x 384 px: for a per-pixel network
     # the stitched probability must equal the network applied to the whole image at once
@@ -185,7 +200,7 @@ def test_shipped_unet_through_the_runtime(tmp_path):
         pytest.skip("the shipped U-Net edge/models/unet.onnx is not built in this checkout")
     from export.data.synth_timex import generate
 
-    segmenter = _segmenter(MODELS_DIR / "unet.onnx")
+    segmenter = _segmenter(MODELS_DIR / "unet.onnx", flip_average=False)
     model = segmenter.model
     h, w = model.input_size
     rng = np.random.default_rng(20260615)
