@@ -32,8 +32,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,7 +41,7 @@ from edge.hub.config import HubConfig
 from edge.hub.messages import KIND_OF_SUBTOPIC, Record, decode, split_topic
 from edge.hub.store import Store
 from edge.station.inputs import RejectedInputs
-from edge.station.publisher import SESSION_EXPIRY_S, apply_credentials
+from edge.station.publisher import connect_session, session_client
 
 log = logging.getLogger(__name__)
 
@@ -139,17 +137,9 @@ class Ingest:
         """Connect in the background and start storing."""
         self._thread = threading.Thread(target=self._store_loop, name="hub-ingest", daemon=True)
         self._thread.start()
-        cfg = self._cfg.mqtt
         log.info("hub: MQTT broker %s, client id %s, topics %s", self._where, self.client_id,
                  ", ".join(self._filters()))  # fmt: skip
-        if cfg.protocol == "5":
-            session = Properties(PacketTypes.CONNECT)
-            session.SessionExpiryInterval = SESSION_EXPIRY_S
-            self._client.connect_async(
-                cfg.host, cfg.port, cfg.keepalive_s, clean_start=False, properties=session
-            )
-        else:
-            self._client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
+        connect_session(self._client, self._cfg.mqtt)
         self._client.loop_start()
 
     def stop(self, grace_s: float = 5.0) -> None:
@@ -177,17 +167,7 @@ class Ingest:
         return [f"$share/{group}/{t}" for t in topics] + [f"{self._prefix}/+/status"]
 
     def _make_client(self) -> mqtt.Client:
-        cfg = self._cfg.mqtt
-        protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=protocol,
-            clean_session=None if protocol == mqtt.MQTTv5 else False,
-            manual_ack=True,
-        )
-        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
-        apply_credentials(client, cfg)
+        client = session_client(self._cfg.mqtt, self.client_id, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

@@ -65,6 +65,37 @@ _OFFLINE_ACK_S = 2.0
 SESSION_EXPIRY_S = 7 * 86400
 
 
+def session_client(cfg: MqttSection, client_id: str, manual_ack: bool = False) -> mqtt.Client:
+    """A paho v2 client for ``cfg`` that keeps a persistent session (MQTT 3.1.1
+    ``clean_session`` False; MQTT 5 asks for it at connect, :func:`connect_session`), with the
+    reconnect back-off and the credentials of ``cfg`` (every MQTT client of GeoEdge: a
+    station's publisher, the hub's subscribers)."""
+    protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        clean_session=None if protocol == mqtt.MQTTv5 else False,
+        manual_ack=manual_ack,
+    )
+    client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+    apply_credentials(client, cfg)
+    return client
+
+
+def connect_session(client: mqtt.Client, cfg: MqttSection) -> None:
+    """Start connecting ``client`` in the background; under MQTT 5 without a clean start and
+    with a session the broker keeps for :data:`SESSION_EXPIRY_S` while it is offline."""
+    if cfg.protocol == "5":
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = SESSION_EXPIRY_S
+        client.connect_async(
+            cfg.host, cfg.port, cfg.keepalive_s, clean_start=False, properties=session
+        )
+    else:
+        client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
+
+
 def apply_credentials(client: mqtt.Client, cfg: MqttSection) -> None:
     """Give ``client`` the user name, the password (read from ``mqtt.password_file``), the
     TLS CA and the client certificate of ``cfg`` (every MQTT client of GeoEdge: a station's
@@ -151,25 +182,17 @@ class Publisher:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self._cfg
-        protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
         # A persistent session: the broker keeps the station's subscriptions (cmd, inputs)
         # and queues their QoS 1 messages while it is offline (MQTT 5: for SESSION_EXPIRY_S).
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=protocol,
-            clean_session=None if protocol == mqtt.MQTTv5 else False,
-        )
+        client = session_client(cfg, self.client_id)
         client.max_inflight_messages_set(cfg.max_inflight)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
         client.will_set(
             self.status_topic,
             self._status("offline", reason="connection lost"),
             qos=1,
             retain=True,
         )
-        apply_credentials(client, cfg)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -224,18 +247,7 @@ class Publisher:
             self.client_id,
             self.outbox.depth(),
         )
-        if self._cfg.protocol == "5":
-            session = Properties(PacketTypes.CONNECT)
-            session.SessionExpiryInterval = SESSION_EXPIRY_S
-            self._client.connect_async(
-                self._cfg.host,
-                self._cfg.port,
-                self._cfg.keepalive_s,
-                clean_start=False,
-                properties=session,
-            )
-        else:
-            self._client.connect_async(self._cfg.host, self._cfg.port, self._cfg.keepalive_s)
+        connect_session(self._client, self._cfg)
         self._client.loop_start()
         self._drain_thread = threading.Thread(
             target=self._drain, name="publisher-drain", daemon=True
