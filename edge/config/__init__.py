@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,6 +38,9 @@ from edge.config.shoreline import ShorelineSection, SlopeSection, TideSection, W
 from edge.config.station import StationSection
 from edge.config.storage import StorageSection
 from edge.errors import ConfigError
+
+#: A validated config file's model (the station's, the hub's).
+ConfigT = TypeVar("ConfigT", bound=Section)
 
 __all__ = [
     "StationConfig",
@@ -139,16 +142,23 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path) -> StationConfig:
-    """Read and validate a station TOML file; raise ConfigError with one line on any problem."""
-    path = Path(path)
+def validate_toml(model: type[ConfigT], path: Path) -> ConfigT:
+    """Read the TOML file ``path`` and validate it as ``model`` (relative paths in it are
+    relative to the file); ConfigError with one line on any problem. The station's and the
+    hub's config files both load through here."""
     data = read_toml(path)
     try:
-        cfg = StationConfig.model_validate(data, context={"base_dir": path.resolve().parent})
+        return model.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
     except RecursionError:
         raise ConfigError(f"{path}: a value is nested too deeply") from None
+
+
+def load_config(path: str | Path) -> StationConfig:
+    """Read and validate a station TOML file; raise ConfigError with one line on any problem."""
+    path = Path(path)
+    cfg = validate_toml(StationConfig, path)
     return cfg.model_copy(update={"source_path": path.resolve()})
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from edge.config import format_validation_error, read_toml
+from edge.config import validate_toml
 from edge.config.base import ConfigPath, ExistingFile, Section
 from edge.config.mqtt import MqttSection
 from edge.config.secrets import read_secret, redact, with_password
@@ -186,11 +186,7 @@ class HubConfig(Section):
 def load_hub_config(path: str | Path) -> HubConfig:
     """Read and validate a hub TOML file; ConfigError with one line on any problem."""
     path = Path(path)
-    data = read_toml(path)
-    try:
-        cfg = HubConfig.model_validate(data, context={"base_dir": path.resolve().parent})
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path))) from None
+    cfg = validate_toml(HubConfig, path)
     outside = [t for t in cfg.hub.topics or [] if not t.startswith(cfg.mqtt.topic_prefix + "/")]
     if outside:
         raise ConfigError(
