@@ -57,7 +57,7 @@ the foreground tree and rocks, the far shore's hills) are land, as in the real l
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import cv2
@@ -101,18 +101,7 @@ class Look:
 
 
 #: The mode names, in the order of :class:`Look`'s fields (their stream numbers).
-_MODES = (
-    "thermal",
-    "foamy",
-    "grey",
-    "snow",
-    "glint",
-    "shadows",
-    "clouds",
-    "cove",
-    "bathers",
-    "occluder",
-)
+_MODES = tuple(f.name for f in fields(Look) if f.name != "seed")
 
 
 @dataclass(frozen=True)
