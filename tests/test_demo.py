@@ -4,7 +4,11 @@ The published payloads are the contract (DESIGN.md): the demo's results, byte fo
 
 ``tests/data/golden/demo_payloads.json`` holds every result message that ``geoedge demo``
 queued, as published: the beach's products, waterline, slope and shoreline recorded with the
-code before the stages returned typed results (commit 00b5c18); the GPR unit's four cavities
+code before the stages returned typed results (commit 00b5c18), and re-recorded when the demo
+station moved from the colour method to the shipped U-Net (issue 12): its video was rendered
+again with the swash of the waves in its ``waves.csv`` (Stockdon 2006) and the station places
+the waterline at the wet/dry edge its TimeX shows (tide + setup + half the swash, 0.5595 m),
+and transect confidence is read from the U-Net's own probability; the GPR unit's four cavities
 re-recorded when the detector was retrained on real data (the three of the old detector
 matched byte for byte through the layout and typed-results change too, commit b46b233), and
 again when cavity messages gained ``time_zero_ns``, ``width_source`` and ``radius_sd_m`` and
@@ -117,6 +121,29 @@ def test_without_broker_the_demo_publishes_nothing_and_keeps_every_message(demo)
     assert "connected to MQTT broker" not in demo.stderr
     for kind, n in (("beach", 4), ("gpr", 4)):
         assert len(_results(demo.out / kind / "outbox.sqlite")) == n
+
+
+def test_the_beach_waterline_is_the_timex_wet_dry_edge_it_was_rendered_with(demo):
+    """The demo beach through the station's default path (U-Net, mirror average, guided
+    refinement): the swash of 0.25 m, 5 s waves on a 0.09 slope runs about the still-water
+    level (0.32 m) plus the setup (0.098 m) with a significant height of 0.282 m, and the
+    TimeX shows the wet/dry edge at its top, 0.5595 m (44.90 m along every transect). Each
+    transect is valid (confidence >= 0.6) and within 1.0 m of that edge: the U-Net's
+    boundary, refined, lies within about four model pixels of the image's edge (at ~90 m
+    range one model pixel is ~0.4 m of beach here); the datum shoreline then lies within
+    1.0 m of the rendered 0 m contour."""
+    truth = json.loads((SAMPLES / "beach" / "truth.json").read_text())
+    edge = {t["id"]: t["waterline_distance_m"] for t in truth["transects"]}
+    datum = {t["id"]: t["datum_distance_m"] for t in truth["transects"]}
+    results = dict(_results(demo.out / "beach" / "outbox.sqlite"))
+    waterline = json.loads(results["waterline"])
+    assert waterline["method"] == "unet"
+    assert waterline["water_level_m"] == pytest.approx(truth["waterline_level_m"], abs=1e-4)
+    for t in waterline["transects"]:
+        assert t["valid"] and t["confidence"] >= 0.6, t
+        assert abs(t["distance_m"] - edge[t["id"]]) <= 1.0, t
+    for t in json.loads(results["shoreline"])["transects"]:
+        assert abs(t["distance_m"] - datum[t["id"]]) <= 1.0, t
 
 
 def test_the_summary_names_the_overlays_it_wrote(demo):

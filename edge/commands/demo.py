@@ -10,7 +10,11 @@ they are published there (a control room's hub can watch), with the images the r
 (TimeX, overlays, snippets: ``[mqtt] publish_images``). Outputs (products, overlays,
 snippets, the outbox) go under ``--out``. The samples come with their ground truth
 (``truth.json``), and the summary compares the results against it and names the overlay
-files. The bundled configs are not changed: the demo runs a copy with its outputs moved.
+files. The beach's truth is the wet/dry edge its TimeX shows, at the top of the rendered
+swash (tide + setup + half the swash, the elevation the station assigns from its tide
+and wave tables), not the still-water line the swash runs about (see
+:func:`export.data.samples.timex_edge_level`). The bundled configs are not changed: the
+demo runs a copy with its outputs moved.
 """
 
 from __future__ import annotations
@@ -125,19 +129,19 @@ def _sample_config(kind: str, out: Path, broker: dict[str, Any] | None) -> Stati
 
 
 def _draw_truth(config: StationConfig, messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """The rendered still-water line (the truth) on each plan-view overlay the demo wrote."""
+    """The rendered TimeX wet/dry edge (the truth) on each plan-view overlay the demo wrote."""
     if config.grid is None or config.transects is None:
         return
     lines = {t.id: t.line for t in load_transects(config.transects.file)}
     truth = _truth("beach")["transects"]
     points = np.array(
-        [lines[t["id"]].interpolate(t["still_water_distance_m"]).coords[0][:2] for t in truth]
+        [lines[t["id"]].interpolate(t["waterline_distance_m"]).coords[0][:2] for t in truth]
     )
     grid = Grid.from_section(config.grid)
     for kind, message in messages:
         plan = message.get("overlays", {}).get("plan") if kind == "waterline" else None
         if plan:
-            mark_reference(Path(plan), grid, points, "rendered still-water line (truth)")
+            mark_reference(Path(plan), grid, points, "rendered TimeX wet/dry edge (truth)")
 
 
 def _truth(kind: str) -> dict[str, Any]:
@@ -187,14 +191,14 @@ def _gpr_lines(cavities: list[dict[str, Any]], truth: dict[str, Any]) -> list[st
 def _beach_lines(messages: list, truth: dict[str, Any]) -> list[str]:
     lines = []
     waterlines = [m for k, m in messages if k == "waterline"]
-    true_by_id = {t["id"]: t["still_water_distance_m"] for t in truth["transects"]}
+    true_by_id = {t["id"]: t["waterline_distance_m"] for t in truth["transects"]}
     for wl in waterlines:
         lines.append(f"  waterline at water level {wl.get('water_level_m')} m:")
         for t in wl.get("transects", []):
             true = true_by_id.get(t["id"])
             got = t.get("distance_m")
             text = "no crossing" if got is None else f"{got:6.2f} m"
-            ref = "" if true is None else f" (still-water line rendered at {true:.2f} m)"
+            ref = "" if true is None else f" (TimeX wet/dry edge rendered at {true:.2f} m)"
             state = "" if t.get("valid") else f" [invalid: {t.get('reason')}]"
             lines.append(f"    {t['id']}: {text}{ref}{state}")
         for view, path in sorted(wl.get("overlays", {}).items()):

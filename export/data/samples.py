@@ -8,9 +8,14 @@ beach in EPSG:5187 (Korea 2000 / East Sea belt 2010), one camera ``c1`` on a 26 
 :class:`export.data.scene.BeachScene` ray-casts the camera over a planar beach (tan(beta) =
 0.09, elevation 1.0 m at the shore origin, dune crest at 4.6 m); every video frame adds
 swash that runs up and down the slope, shoreward-moving wave crests with foam, sand
-texture and a sky gradient. The tide table ``tide.csv`` holds the water level the frames
-were rendered at, so the demo's waterline can be checked against the known geometry
-(``truth.json``: true chainage of the still-water line on each transect).
+texture and a sky gradient. The swash is the one the demo's waves make on that slope
+(Stockdon et al. 2006, :data:`DEMO_HS_M`, :data:`DEMO_TP_S`): the swash front oscillates
+about the still-water level plus the wave setup with the significant swash height, and
+the sand it reaches is wet. The tide table ``tide.csv`` holds the still-water level the
+frames were rendered at and ``waves.csv`` the waves, so the station assigns the waterline
+the elevation its TimeX shows (tide + setup + half the swash, see :func:`timex_edge_level`)
+and the demo can check it against the known geometry (``truth.json``: true chainage of
+that edge, of the still-water line and of the 0 m datum contour on each transect).
 
 GPR sample (``edge/samples/gpr/``): a 60 m survey line of a fictitious 400 MHz GSSI unit
 (16-bit DZT, 512 samples, 60 ns, 20 scans/m) over ground of velocity 0.10 m/ns, built
@@ -35,6 +40,7 @@ import cv2
 import numpy as np
 
 from edge.beach.geometry.camera import Camera, Extrinsics, Intrinsics
+from edge.beach.shoreline.runup import Runup, stockdon2006
 from export.data.scene import SAND, BeachProfile, BeachScene, look_at_camera
 from export.data.synth_bscan import (
     C_AIR,
@@ -51,6 +57,11 @@ SHORE_ORIGIN = (214373.70, 541875.04)
 SEAWARD_AZIMUTH_DEG = 100.0
 RECORDED_AT = dt.datetime(2026, 6, 15, 3, 0, 0, tzinfo=dt.timezone.utc)
 WATER_LEVEL_M = 0.32
+#: Deep-water significant wave height (m) and peak period (s) of the demo's waves.
+DEMO_HS_M, DEMO_TP_S = 0.25, 5.0
+#: The fraction of the significant swash height above the setup level at which a TimeX shows
+#: its wet/dry edge (the station's ``[shoreline] swash_fraction``), see :func:`timex_edge_level`.
+TIMEX_SWASH_FRACTION = 0.5
 FPS = 2.0
 SECONDS = 60
 TRANSECT_ALONGSHORE_M = (-30.0, -5.0, 20.0, 45.0, 70.0)
@@ -58,11 +69,31 @@ TRANSECT_ALONGSHORE_M = (-30.0, -5.0, 20.0, 45.0, 70.0)
 
 @dataclass(frozen=True)
 class BeachSample:
-    """The fixed geometry of the demo beach."""
+    """The fixed geometry of the demo beach and the swash of its waves."""
 
     scene: BeachScene
-    swash_m: float = 0.25
     swash_period_s: float = 11.0
+
+    @property
+    def runup(self) -> Runup:
+        """Stockdon (2006) setup and significant swash height (m) of the demo's waves."""
+        return stockdon2006(DEMO_HS_M, DEMO_TP_S, self.scene.profile.slope)
+
+
+def timex_edge_level(sample: BeachSample) -> float:
+    """Elevation (m) of the wet/dry edge a TimeX of the demo shows: tide + setup + half the
+    significant swash height.
+
+    The swash front runs between ``tide + setup -/+ swash / 2`` (the swash level below); in a
+    10-minute TimeX the swash zone is a smeared band of water and foam over the sand it wets,
+    and it fades into dry sand at its landward limit, the top of the swash. That edge is what
+    the published labelling convention calls water (``export/labels/SPEC.md``: swash up to the
+    wet/dry edge the TimeX shows) and what the shipped U-Net marks, so it, not the still-water
+    line, is the truth of a TimeX waterline; a station says so with ``[shoreline]
+    swash_fraction = 0.5`` and its waves (``z = tide + setup + 0.5 swash``).
+    """
+    r = sample.runup
+    return WATER_LEVEL_M + r.setup_m + TIMEX_SWASH_FRACTION * r.swash_m
 
 
 def demo_beach() -> BeachSample:
@@ -115,7 +146,9 @@ def render_frames(
 
     The terrain is cast once at a water level far below the beach, so every ground pixel
     knows its terrain elevation; a pixel sees water in a frame when its terrain lies
-    below the instantaneous swash level (its ray crossed the water surface first).
+    below the instantaneous swash level (its ray crossed the water surface first). The
+    swash level oscillates about ``WATER_LEVEL_M`` + setup with half the significant swash
+    height; the sand below its top is wet (darker) in every frame.
     """
     rng = np.random.default_rng(seed)
     scene = sample.scene
@@ -131,15 +164,18 @@ def render_frames(
     grain = rng.normal(0.0, 9.0, z.shape)[..., None]
     dune = ground & (z >= scene.profile.crest_z - 1e-6)
     still = scene.shoreline_chainage(WATER_LEVEL_M)
+    runup = sample.runup
+    mean_level = WATER_LEVEL_M + runup.setup_m
+    top = timex_edge_level(sample)
     for k in range(int(seconds * fps)):
         t = k / fps
         phase = 2 * np.pi * (t / sample.swash_period_s) + np.nan_to_num(a) / 35.0
-        level = WATER_LEVEL_M + sample.swash_m * np.maximum(0.0, np.sin(phase)) - 0.05
+        level = mean_level + runup.swash_m / 2 * np.sin(phase)
         water = ground & (z < level)
         frame = np.empty((*z.shape, 3), np.float64)
         frame[:] = sky
         frame[ground] = np.array([150.0, 190.0, 215.0])
-        frame[ground & (z < WATER_LEVEL_M + sample.swash_m)] = (110.0, 140.0, 165.0)
+        frame[ground & (z < top)] = (110.0, 140.0, 165.0)
         frame[dune] = (60.0, 110.0, 80.0)
         frame = frame + np.where(ground[..., None], grain, 0.0)
         off = np.nan_to_num(s - still)
@@ -189,6 +225,9 @@ def write_beach(out: Path) -> None:
         truth.append(
             {
                 "id": tid,
+                "waterline_distance_m": round(
+                    sample.scene.true_chainage(line, timex_edge_level(sample)), 3
+                ),
                 "still_water_distance_m": round(sample.scene.true_chainage(line, WATER_LEVEL_M), 3),
                 "datum_distance_m": round(sample.scene.true_chainage(line, 0.0), 3),
             }
@@ -212,13 +251,22 @@ def write_beach(out: Path) -> None:
         for h in (-2, -1, 0, 1, 2):
             when = RECORDED_AT + dt.timedelta(hours=h)
             f.write(f"{when.isoformat().replace('+00:00', 'Z')},{WATER_LEVEL_M:.3f}\n")
+    with (out / "waves.csv").open("w") as f:
+        f.write("time,hs_m,tp_s\n")
+        for h in (-2, -1, 0, 1, 2):
+            when = RECORDED_AT + dt.timedelta(hours=h)
+            f.write(f"{when.isoformat().replace('+00:00', 'Z')},{DEMO_HS_M:.2f},{DEMO_TP_S:.1f}\n")
     (out / "truth.json").write_text(
         json.dumps(
             {
                 "recorded_at": RECORDED_AT.isoformat().replace("+00:00", "Z"),
                 "water_level_m": WATER_LEVEL_M,
                 "slope": sample.scene.profile.slope,
-                "swash_amplitude_m": sample.swash_m,
+                "hs_m": DEMO_HS_M,
+                "tp_s": DEMO_TP_S,
+                "setup_m": round(sample.runup.setup_m, 4),
+                "swash_m": round(sample.runup.swash_m, 4),
+                "waterline_level_m": round(timex_edge_level(sample), 4),
                 "transects": truth,
                 "note": (
                     "rendered by export.data.samples; distances from each transect's landward end"

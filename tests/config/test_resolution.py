@@ -23,7 +23,7 @@ def test_a_tcp_source_survives_a_changed_copy():
 
 
 def test_the_install_copies_what_the_config_names_not_what_lies_beside_it(tmp_path):
-    """install.sh copies referenced_files(): the calibration, transects, ROI and tide table,
+    """install.sh copies referenced_files(): the calibration, transects, ROI, tide and wave tables,
     not the 14 MB of snippet PNGs or a developer's outbox left in the folder."""
     folder = tmp_path / "beach"
     shutil.copytree(SAMPLES / "beach", folder)
@@ -41,4 +41,5 @@ def test_the_install_copies_what_the_config_names_not_what_lies_beside_it(tmp_pa
         "station.toml",
         "tide.csv",
         "transects.geojson",
+        "waves.csv",
     ]

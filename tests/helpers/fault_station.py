@@ -7,8 +7,8 @@ A test can make it ``stall()`` (connections stay open, no frames: a hung camera)
 (same port again).
 
 :func:`beach_config` writes a station config for the bundled sample station fed by
-such a camera: back-to-back collections of ``window_s`` seconds, a tide table around
-now (so every collection gets a waterline, slope and shoreline), the given ``[mqtt]``
+such a camera: back-to-back collections of ``window_s`` seconds, tide and wave tables
+around now (so every collection gets a waterline, slope and shoreline), the given ``[mqtt]``
 TOML, the outbox and products under the test's folder.
 
 :class:`DaemonProcess` runs ``python -m edge run --config FILE`` as a child process
@@ -158,6 +158,10 @@ def beach_config(
     rows = [now + dt.timedelta(hours=h) for h in range(-3, 4)]
     (folder / "tide.csv").write_text(
         "time,level_m\n" + "".join(f"{t.isoformat().replace('+00:00', 'Z')},0.320\n" for t in rows)
+    )
+    (folder / "waves.csv").write_text(
+        "time,hs_m,tp_s\n"
+        + "".join(f"{t.isoformat().replace('+00:00', 'Z')},0.25,5.0\n" for t in rows)
     )
     text = (SAMPLE / "station.toml").read_text()
     body = text[text.index("[station]") :]

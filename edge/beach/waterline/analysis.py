@@ -204,7 +204,12 @@ class BeachAnalyser:
                     raise InputError(f"camera {name}: no mask given and no segmentation loaded")
                 bgr = read_image(images[name], cam)
                 seg = self.segmenter(bgr, valid)
-                mask, prob, method, model = seg.mask, seg.probability, seg.method, seg.model
+                mask, prob, method, model = (
+                    seg.mask,
+                    seg.confidence_probability,
+                    seg.method,
+                    seg.model,
+                )
                 if seg.method == "unet" and valid.any():
                     colour = colour_water_probability(bgr, valid) >= 0.5
                     checks[name] = _agreement(mask, colour, valid)

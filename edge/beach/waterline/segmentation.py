@@ -28,12 +28,27 @@ from edge.models.runtime import OnnxModel, resolve_model
 
 @dataclass(frozen=True)
 class Segmentation:
-    """``probability`` (H x W float32, 0..1) of water and ``mask`` (bool), image resolution."""
+    """``probability`` (H x W float32, 0..1) of water and ``mask`` (bool), image resolution.
+
+    ``model_probability`` is the method's own probability before the guided refinement (the
+    same array as ``probability`` when nothing was refined). The refinement places the
+    boundary; it is a local linear regression of the probability on the image's luminance,
+    so next to an edge it maps the sand's grain and the bright/dark bands of a swash zone
+    into the probability (0.2-0.5 over metres of dry sand on the demo's TimeX), and its
+    decisiveness measures image texture, not how sure the model is. Transect confidence is
+    read from ``model_probability``.
+    """
 
     probability: np.ndarray
     mask: np.ndarray
     method: str
     model: str | None = None
+    model_probability: np.ndarray | None = None
+
+    @property
+    def confidence_probability(self) -> np.ndarray:
+        """The probability whose decisiveness is the transects' confidence."""
+        return self.probability if self.model_probability is None else self.model_probability
 
 
 class Segmenter(Protocol):
@@ -63,18 +78,17 @@ class WaterSegmenter:
         may use for its threshold statistics (the ground in view)."""
         if self.model is None:
             prob = colour_water_probability(bgr, valid)
-            method = "colour"
+            return Segmentation(prob, prob >= self.section.water_threshold, "colour")
+        model = self.model
+        if self.section.flip_average:
+            own = flip_average(lambda image: unet_probability(model, image), bgr)
         else:
-            model = self.model
-            if self.section.flip_average:
-                prob = flip_average(lambda image: unet_probability(model, image), bgr)
-            else:
-                prob = unet_probability(model, bgr)
-            if self._refines(bgr):
-                radius = model_radius(bgr.shape[1], self.model.input_size[1])
-                prob = guided_refine(bgr, prob, radius)
-            method = "unet"
-        return Segmentation(prob, prob >= self.section.water_threshold, method, self.model_name)
+            own = unet_probability(model, bgr)
+        prob = own
+        if self._refines(bgr):
+            prob = guided_refine(bgr, own, model_radius(bgr.shape[1], model.input_size[1]))
+        mask = prob >= self.section.water_threshold
+        return Segmentation(prob, mask, "unet", self.model_name, own)
 
     def _refines(self, bgr: np.ndarray) -> bool:
         """Refinement is asked for and has something to do: the model saw the image resized

@@ -10,9 +10,10 @@ cleaned water mask and the water probability are read there. Walking seaward, th
 crossing is where the probability first rises through 0.5 (linear interpolation
 between samples) inside the main water region. A transect is valid only with one
 crossing, or several within ``max_spread_m`` of each other (then their mean);
-its confidence is the mean decisiveness ``|2p - 1|`` of the probability within
-``window_m`` of the crossing. The camera that sees the crossing most confidently
-is used.
+its confidence is the mean decisiveness ``|2p - 1|`` of the segmentation method's own
+probability (the U-Net's before the guided refinement, see
+:class:`edge.beach.waterline.segmentation.Segmentation`) within ``window_m`` of the
+crossing. The camera that sees the crossing most confidently is used.
 
 ``reason`` of an invalid transect starts with one of ``"no crossing"``, ``"several
 crossings far apart"``, ``"outside the camera view"``, ``"low confidence"`` (details
@@ -87,7 +88,9 @@ def load_transects(path: Path) -> list[Transect]:
 
 @dataclass(frozen=True)
 class CameraView:
-    """What one camera contributes: its model, cleaned water mask, probability, valid area."""
+    """What one camera contributes: its model, cleaned water mask, valid area, and the water
+    probability whose decisiveness is the crossing's confidence (the segmentation method's
+    own, before any refinement)."""
 
     camera: Camera
     water: np.ndarray

@@ -4,20 +4,25 @@ Situation: camera c3 of the Duck Argus tower (CIRN calibration from the demo .ma
 NC State Plane m, NAVD88) took a TimeX every 30 min while the measured tide (data README)
 rose 0.83 m over the 13 daylight frames (14:30-20:30 UTC). Four cross-shore transects in
 the local FRF-style grid (x seaward at 20.0253 deg from east) at y = 570..630 m run from
-x = 50 m (landward) to 140 m. Each frame goes through the whole waterline stage (colour
-segmentation, waterline on the plane of the measured tide, transect crossings) and the
+x = 50 m (landward) to 140 m. Each frame goes through the whole waterline stage
+(segmentation, waterline on the plane of the measured tide, transect crossings) and the
 day's crossings through the slope stage (Theil-Sen of chainage on elevation), exactly as
-the station does after each collection. No wave data: z_waterline = tide, so the setup
-(constant for steady waves) shifts every point alike and leaves the slope unchanged.
+the station does after each collection: once with the colour method, once with the
+station's default path (the shipped U-Net, mirror average, guided refinement, precision
+auto; these c3 frames are among its training images, see ../waterline/test_duck.py).
+No wave data: z_waterline = tide, so the setup (constant for steady waves) shifts every
+point alike and leaves the slope unchanged.
 
 Expected: every transect gets a fitted slope ("fit", not a fallback) from at least 10
 collections; the four transects (60 m of the same beach) agree with each other within
 their own standard errors (spread < 3 x the mean standard error); the mean lies within
 +-0.035 of the README's independent colour-based foreshore estimate of ~0.09 (0.08-0.10).
-Measured: tan(beta) 0.072 +- 0.004 (mean of the four transects 0.065-0.080, each with a
-fit standard error of 0.004-0.009): the pipeline on the TimeX waterline gives a flatter
-foreshore than the quick estimate (see the printed table). No wave data: a setup that
-grew over the day would flatten it (the waterline climbs faster than the tide).
+Measured with the colour method: tan(beta) 0.072 +- 0.004 (mean of the four transects
+0.065-0.080, each with a fit standard error of 0.004-0.009): the pipeline on the TimeX
+waterline gives a flatter foreshore than the quick estimate (see the printed table). With
+the U-Net: 0.086 +- 0.005 (transects 0.073-0.095, fit standard errors 0.004-0.013).
+No wave data: a setup that grew over the day would flatten it (the waterline climbs
+faster than the tide).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from edge.beach.shoreline.slope import Observation, fit_slope
 from edge.beach.waterline.analysis import BeachAnalyser
 from edge.config import load_config
 from edge.config.shoreline import SlopeSection
+from edge.models.runtime import MODELS_DIR
 from tests.helpers.data import DUCK, needs_duck
 
 #: Measured tide (m NAVD88) at the 13 daylight image times (data README, rectMeta.zVariable).
@@ -53,7 +59,7 @@ def _world(x: np.ndarray, y: np.ndarray) -> list[list[float]]:
     return np.column_stack([wx, wy]).tolist()
 
 
-def _station(tmp: Path) -> Path:
+def _station(tmp: Path, method: str) -> Path:
     from scipy.io import loadmat
 
     mat = loadmat(DUCK / "calibration" / "C3_FixedMultiCamDemo.mat")
@@ -75,7 +81,7 @@ def _station(tmp: Path) -> Path:
     ring = _world(np.array([40, 160, 160, 40, 40.0]), np.array([540, 540, 760, 760, 540.0]))
     (tmp / "roi.geojson").write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
     (tmp / "station.toml").write_text(
-        """[station]
+        f"""[station]
 id = "duck-argus02b"
 crs = "EPSG:32119"
 
@@ -89,7 +95,7 @@ extrinsics = "c3_EO.json"
 file = "transects.geojson"
 
 [segmentation]
-method = "colour"
+method = "{method}"
 
 [waterline]
 roi = "roi.geojson"
@@ -98,10 +104,13 @@ roi = "roi.geojson"
     return tmp / "station.toml"
 
 
-def test_duck_daylight_slope_from_the_waterline_pipeline(tmp_path):
+@pytest.mark.parametrize("method", ["colour", "unet"])
+def test_duck_daylight_slope_from_the_waterline_pipeline(method, tmp_path):
+    if method == "unet" and not (MODELS_DIR / "unet.onnx").is_file():
+        pytest.skip("the shipped U-Net edge/models/unet.onnx is not built in this checkout")
     paths = sorted((DUCK / "c3").glob("*.timex.jpg"))[: len(TIDES)]
     assert len(paths) == len(TIDES), f"expected the daylight TimeX images of c3 in {DUCK}"
-    analyser = BeachAnalyser(load_config(_station(tmp_path)))
+    analyser = BeachAnalyser(load_config(_station(tmp_path, method)))
     obs: dict[str, list[Observation]] = {f"y{y:.0f}": [] for y in TRANSECT_Y}
     for path, tide in zip(paths, TIDES, strict=True):
         epoch = float(path.name.split(".")[0])

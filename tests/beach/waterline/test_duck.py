@@ -15,10 +15,14 @@ highest tides (0.75 m of tide on a beach of tan(beta) ~ 0.05-0.1 gives 7-15 m), 
 implied slope dz / d(chainage) must lie within a factor of two of the README's
 foreshore estimate tan(beta) ~ 0.09.
 
-The shipped U-Net is trained on synthetic scenes only (no real image in its training
-set); on these real frames it is held to the direction and size of the move (landward
-shift >= 5 m, rank correlation <= -0.5), and the same slope bound: one frame (20:30)
-jumps 10 m seaward on y = 590 m, which a rank test over 13 frames must tolerate.
+The shipped U-Net runs through the station's default path (mirror average, guided
+refinement, ``precision = "auto"``: INT8 on a CPU). These 16 c3 frames are among its
+training images (station duck-c3, export/labels/duck-a.json), so this is a check of the
+pipeline around it, not of its accuracy on unseen data (the held-out figures are in the
+model manifest). It is held to the size of the move and the slope bound, and to a rank
+correlation <= -0.8: measured -0.99 (y = 570 m) and -0.90 (y = 590 m, where the line stays
+near 42 m over 19:30-20:30 while the tide rises 0.15 m), landward shifts 10.6 and 7.7 m,
+implied tan(beta) 0.071 and 0.098.
 
 The colour method's probability is a deliberately soft logistic, so its confidence is
 often below the default 0.6 on these images: the crossing is still one crossing, and
@@ -100,8 +104,6 @@ file = "transects.geojson"
 
 [segmentation]
 method = "{method}"
-precision = "fp32"
-providers = ["CPUExecutionProvider"]
 
 [waterline]
 roi = "roi.geojson"
@@ -148,6 +150,6 @@ def test_duck_waterline_moves_landward_as_the_tide_rises(method, timex, tmp_path
         tan_beta = (z[high].mean() - z[low].mean()) / shift
         print(f"{method} y={y:.0f}: rank corr {rho:.2f}, landward shift {shift:.1f} m, "
               f"implied tan(beta) {tan_beta:.3f}")  # fmt: skip
-        assert rho <= (-0.9 if method == "colour" else -0.5)
+        assert rho <= (-0.9 if method == "colour" else -0.8)
         assert shift >= 5.0
         assert 0.045 <= tan_beta <= 0.18

@@ -108,11 +108,15 @@ def test_resized_model_gives_probability_and_mask_at_image_resolution(tiny_model
 
 def test_the_guided_refinement_follows_the_rendered_shoreline(tiny_models, render):
     """The 6x-resized map refined at full resolution (the default) fits the rendered water at
-    least as well as the plain resize; ``refine = "none"`` gives the plain resize."""
+    least as well as the plain resize; ``refine = "none"`` gives the plain resize. The
+    model's own map, unrefined, is kept beside it: transect confidence is read from it."""
     _, paths = tiny_models
     guided = _segmenter(paths["resize"])(render.image)
     plain = _segmenter(paths["resize"], refine="none")(render.image)
     assert not np.array_equal(guided.probability, plain.probability)
+    assert guided.model_probability is not None
+    np.testing.assert_array_equal(guided.model_probability, plain.probability)
+    np.testing.assert_array_equal(guided.confidence_probability, plain.probability)
     ground = render.labels != SKY
     iou_guided = _iou(guided.mask & ground, render.water_mask)
     iou_plain = _iou(plain.mask & ground, render.water_mask)
