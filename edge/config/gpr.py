@@ -20,6 +20,7 @@ Example (units in the key names: ns, MHz, m, km/h)::
     [gpr.windows]
     width_traces = 128
     overlap = 0.5
+    scales = [1.0, 2.0]                 # also windows of 256 traces (multiples of the width)
 
     [gpr.detector]
     model = "default"
@@ -39,7 +40,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import ConfigPath, ModelSpec, Section, SourceSpec, TcpAddress
 
@@ -127,12 +128,28 @@ class WindowsSection(Section):
 
     ``width_traces`` / ``height_samples`` None: the detector manifest's input size.
     ``time_range_ns`` None: the whole trace after time zero, resampled to the height.
+    ``scales``: window widths as multiples of ``width_traces`` (each >= 1, distinct): for each
+    scale s the detector also sees windows of ``round(s * width_traces)`` traces (same height,
+    same ``overlap``), resampled to its input like the others, so a hyperbola wider than one
+    window (close trace spacing, deep or slow ground) is seen whole at a larger scale. The
+    boxes of all scales go through the one de-duplication. Detector time grows with the sum
+    of 1/s over the scales (a window of 2x the traces covers twice the line in one run).
     """
 
     width_traces: int | None = Field(default=None, ge=8)
     height_samples: int | None = Field(default=None, ge=8)
     overlap: float = Field(default=0.5, ge=0.0, lt=1.0)
     time_range_ns: float | None = Field(default=None, gt=0)
+    scales: list[Annotated[float, Field(ge=1.0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [1.0], min_length=1
+    )
+
+    @field_validator("scales")
+    @classmethod
+    def _distinct(cls, scales: list[float]) -> list[float]:
+        if len(set(scales)) != len(scales):
+            raise ValueError(f"{scales}: each scale once")
+        return scales
 
 
 class DetectorSection(Section):

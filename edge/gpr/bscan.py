@@ -4,15 +4,19 @@ A window is ``width`` consecutive processed traces of one channel and the first
 ``height`` samples after time zero (the processed time axis: sample k at
 ``k * dt_ns`` ns). Consecutive windows start ``stride = round(width * (1 -
 overlap))`` traces apart, so a hyperbola cut by one window edge is whole in the
-next. At the end of a stream, :meth:`BscanWindower.flush` emits one last window
-aligned to the last trace so no trace goes unseen. The detector resamples a
-window to its model input size itself; boxes come back in window coordinates
-(fractional sample and trace indices) and :func:`box_to_profile` maps them to
-file trace indices (0-based, per channel) and two-way time (ns).
+next. With several scales, each scale s adds its own layout of windows
+``round(s * width)`` traces wide (stride likewise), so a hyperbola wider than one
+window is whole in a wider one. At the end of a stream, :meth:`BscanWindower.flush`
+emits, per scale, one last window aligned to the last trace so no trace goes unseen.
+The detector resamples a window of any width to its model input size itself; boxes
+come back in window coordinates (fractional sample and trace indices) and
+:func:`box_to_profile` maps them to file trace indices (0-based, per channel) and
+two-way time (ns).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,12 +63,24 @@ def box_to_profile(
     )
 
 
+@dataclass
+class _Layout:
+    """The windows of one scale: ``width`` traces every ``stride``; the next starts at
+    ``next_start`` (trace index in the stream)."""
+
+    width: int
+    stride: int
+    next_start: int = 0
+
+
 class BscanWindower:
     """Cuts the processed stream of every channel into overlapping windows (stateful).
 
-    ``height`` None keeps every sample. Feed chunks ``(n_channels, n_samples,
-    n_traces)`` in order with :meth:`feed`; :meth:`flush` at the end of the stream.
-    Keeps at most ``width`` traces per channel in memory.
+    ``width`` is the window width in traces at scale 1; ``scales`` (each >= 1) the widths cut,
+    as multiples of it (``round(s * width)`` traces; scales that round to the same width are
+    cut once). ``height`` None keeps every sample. Feed chunks ``(n_channels, n_samples,
+    n_traces)`` in order with :meth:`feed`; :meth:`flush` at the end of the stream. Keeps
+    at most the widest window's traces per channel in memory, shared by all scales.
     """
 
     def __init__(
@@ -74,21 +90,26 @@ class BscanWindower:
         dt_ns: float,
         height: int | None = None,
         channels: list[int] | None = None,
+        scales: Sequence[float] = (1.0,),
     ) -> None:
         if width < MIN_TRACES:
             raise ValueError(f"window width {width} traces < {MIN_TRACES}")
-        self.width = width
-        self.stride = max(1, round(width * (1.0 - overlap)))
+        if not scales or min(scales) < 1.0:
+            raise ValueError(f"window scales {list(scales)}: need at least one, each >= 1")
+        widths = sorted({round(s * width) for s in scales})
+        self.layouts = [_Layout(w, max(1, round(w * (1.0 - overlap)))) for w in widths]
+        #: The widest window in traces: how far behind the stream a window may complete.
+        self.max_width = widths[-1]
         self.height = height
         self.dt_ns = dt_ns
         self.channels = channels
         self._buffer: np.ndarray | None = None
         self._buffer_start = 0
-        self._next_start = 0
         self._seen = 0
 
     def feed(self, chunk: np.ndarray) -> list[BscanWindow]:
-        """Append processed traces; return the windows that became complete."""
+        """Append processed traces; return the windows that became complete (by scale, then
+        along the line)."""
         rows = chunk if self.height is None else chunk[:, : self.height, :]
         if self._buffer is None:
             self._buffer = rows.copy()
@@ -96,25 +117,31 @@ class BscanWindower:
             self._buffer = np.concatenate([self._buffer, rows], axis=2)
         self._seen += chunk.shape[2]
         out: list[BscanWindow] = []
-        while self._next_start + self.width <= self._seen:
-            out.extend(self._cut(self._next_start, self.width))
-            self._next_start += self.stride
-        keep_from = min(self._next_start, self._seen - self.width)
+        for lay in self.layouts:
+            while lay.next_start + lay.width <= self._seen:
+                out.extend(self._cut(lay.next_start, lay.width))
+                lay.next_start += lay.stride
+        keep_from = min(min(lay.next_start, self._seen - lay.width) for lay in self.layouts)
         if keep_from > self._buffer_start:
             self._buffer = self._buffer[:, :, keep_from - self._buffer_start :]
             self._buffer_start = keep_from
         return out
 
     def flush(self) -> list[BscanWindow]:
-        """The last window, aligned to the last trace, if some traces were never in a window."""
-        covered = self._next_start - self.stride + self.width if self._next_start else 0
-        if self._buffer is None or covered >= self._seen:
+        """Per scale, the last window, aligned to the last trace, if some traces were never in
+        a window of that scale (a window already cut for another scale is not cut twice)."""
+        if self._buffer is None:
             return []
-        n = min(self.width, self._seen)
-        if n < MIN_TRACES:
-            return []
-        out = self._cut(self._seen - n, n)
-        self._next_start = self._seen + self.stride
+        out: list[BscanWindow] = []
+        cut: set[tuple[int, int]] = set()
+        for lay in self.layouts:
+            covered = lay.next_start - lay.stride + lay.width if lay.next_start else 0
+            n = min(lay.width, self._seen)
+            if covered >= self._seen or n < MIN_TRACES or (self._seen - n, n) in cut:
+                continue
+            cut.add((self._seen - n, n))
+            out.extend(self._cut(self._seen - n, n))
+            lay.next_start = self._seen + lay.stride
         return out
 
     def _cut(self, start: int, n: int) -> list[BscanWindow]:

@@ -157,6 +157,7 @@ class CavityPipeline:
             first.dt_ns,
             height,
             self.channels,
+            gpr.windows.scales,
         )
         self.positioner = positioner or build_positioner(gpr, self.crs, first)
         spacing = self.positioner.distance_m(np.array([0.0, 1.0]))
@@ -167,7 +168,8 @@ class CavityPipeline:
                 "set gpr.positioning.trace_spacing_m"
             )
         self.spacing_m: float = spacing_m
-        horizon = self.windower.width * self.spacing_m
+        # a candidate arrives when its window completes: up to the widest window behind the apex
+        horizon = self.windower.max_width * self.spacing_m
         same = SameTarget(
             gpr.dedup.distance_m,
             gpr.dedup.depth_m,

@@ -320,18 +320,19 @@ def crop_window(
 
 
 def eval_tiles(
-    shape: tuple[int, int], hw: tuple[int, int], mode: str
+    shape: tuple[int, int], hw: tuple[int, int], mode: str, scale: float = 1.0
 ) -> list[tuple[int, int, int, int]]:
     """Deterministic evaluation windows ``(r0, r1, c0, c1)`` over an image.
 
     ``"whole"``: the image as one window (resampled to the model size, as the device does
-    with any window). ``"tiles"``: full-height windows of the model's aspect ratio
-    (width = height * W / H, isotropic resampling), 50 % overlap, the last one flush right.
+    with any window). ``"tiles"``: full-height windows ``scale`` times as wide as the model's
+    aspect ratio (width = scale * height * W / H; scale 1 is isotropic resampling, as
+    ``[gpr.windows] scales``), 50 % overlap, the last one flush right.
     """
     H, W = shape
     if mode == "whole":
         return [(0, H, 0, W)]
-    tw = max(1, min(W, round(H * hw[1] / hw[0])))
+    tw = max(1, min(W, round(H * hw[1] / hw[0] * scale)))
     stride = max(1, tw // 2)
     starts = list(range(0, max(W - tw, 0) + 1, stride))
     if starts[-1] + tw < W:

@@ -5,28 +5,36 @@ Sets (:mod:`export.data.real_bscan`, split ``val``):
 - Morocco: each 224x224 image is one window (resampled to the model input, as the device
   does with any window); mAP@0.5 over ``cavity`` and ``pipe`` (utility), per class AP too.
 - S&S hyperbolas and ConcreteNet rebar: full-height isotropic tiles of the model's aspect,
-  50 % overlap, detections mapped back to the image and merged by NMS; class-agnostic
+  50 % overlap, and with ``--scales`` also tiles that many times as wide (as ``[gpr.windows]
+  scales`` on the device), detections of all tiles mapped back to the image and merged by
+  NMS; class-agnostic
   (every box is a point diffractor = ``pipe``): AP@0.5, recall at precision >= 0.8, and
   recall / precision at the device threshold.
 - Raw files through the real pipeline (:func:`edge.gpr.stream.detect_file` with
-  ``firmware_config/gpr_unit.toml``): the boxes per file with their trace / time ranges.
+  ``firmware_config/gpr_unit.toml``, its ``[gpr.windows] scales`` replaced by ``--scales``
+  when given): the boxes per file with their trace / time ranges.
 
 A model is an ONNX file (``CavityDetector``, as on the device) or a training checkpoint
 (:class:`TorchDetector`, the same prepare / decode in torch). Usage::
 
-    PYTHONPATH=. python3 -m export.train.eval_detector MODEL [MODEL ...] [--json out.json]
+    PYTHONPATH=. python3 -m export.train.eval_detector MODEL [MODEL ...] [--scales 1 2]
+        [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 
+from edge.config import StationConfig
+from edge.config.gpr import WindowsSection
 from edge.gpr.detector import Detection, decode, nms, normalise_window
 from export.convert.verify import detection_metrics, match_boxes
 from export.data.paths import data_root
@@ -119,10 +127,17 @@ def load_detector(model: str, score_threshold: float = 0.3, precision: str = "fp
     )
 
 
-def detect_record(det: Any, rec: Record, mode: str) -> np.ndarray:
-    """Detections ``(K, 6)`` x0 y0 x1 y1 score class in the image's pixels (low threshold)."""
+def detect_record(det: Any, rec: Record, mode: str, scales: Sequence[float] = (1.0,)) -> np.ndarray:
+    """Detections ``(K, 6)`` x0 y0 x1 y1 score class in the image's pixels (low threshold);
+    ``scales``: tile widths as multiples of the isotropic tile (:func:`eval_tiles`)."""
     hw = det.input_hw
-    tiles = eval_tiles(rec.image.shape, hw, mode)
+    tiles = sorted(
+        {
+            t
+            for s in (scales if mode == "tiles" else (1.0,))
+            for t in eval_tiles(rec.image.shape, hw, mode, s)
+        }
+    )
     windows = [
         cv2.resize(
             np.ascontiguousarray(rec.image[r0:r1, c0:c1]),
@@ -172,18 +187,22 @@ def pr_curve(dets: list[np.ndarray], truths: list[np.ndarray]) -> tuple[np.ndarr
     return s[order], tp / np.arange(1, len(tp) + 1), tp / max(n_true, 1)
 
 
-def score_set(det: Any, records: list[Record], threshold: float = 0.5) -> dict[str, Any]:
+def score_set(
+    det: Any, records: list[Record], threshold: float = 0.5, scales: Sequence[float] = (1.0,)
+) -> dict[str, Any]:
     """Metrics of one held-out set (see the module docstring)."""
     if not records:
         return {}
     mode = EVAL_MODE[records[0].source]
-    dets = [detect_record(det, r, mode) for r in records]
+    dets = [detect_record(det, r, mode, scales) for r in records]
     truths = [np.c_[r.boxes[:, 1:5], r.boxes[:, 0]].astype(np.float64) for r in records]
     out: dict[str, Any] = {
         "images": len(records),
         "boxes": int(sum(len(t) for t in truths)),
         "eval_mode": mode,
     }
+    if mode == "tiles":
+        out["scales"] = list(scales)
     m = detection_metrics(dets, truths)
     out["map50"] = round(m["map50"], 4)
     for c, name in enumerate(det.classes):
@@ -213,12 +232,29 @@ def score_set(det: Any, records: list[Record], threshold: float = 0.5) -> dict[s
     return out
 
 
-def raw_files(model: str, threshold: float = 0.5, config: Path = CONFIG) -> dict[str, Any]:
-    """Boxes the real pipeline reports on each raw file (trace / time ranges, scores)."""
+def with_scales(cfg: StationConfig, scales: Sequence[float]) -> StationConfig:
+    """``cfg`` with its ``[gpr.windows] scales`` replaced (validated as in a config file)."""
+    assert cfg.gpr is not None
+    windows = WindowsSection.model_validate(
+        {**cfg.gpr.windows.model_dump(exclude_unset=True), "scales": list(scales)}
+    )
+    return cfg.model_copy(update={"gpr": cfg.gpr.model_copy(update={"windows": windows})})
+
+
+def raw_files(
+    model: str,
+    threshold: float = 0.5,
+    config: Path = CONFIG,
+    scales: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Boxes the real pipeline reports on each raw file (trace / time ranges, scores), with
+    the config's window scales or ``scales``."""
     from edge.config import load_config
     from edge.gpr.stream import detect_file
 
     cfg = load_config(config)
+    if scales is not None:
+        cfg = with_scales(cfg, scales)
     det = load_detector(model, threshold)
     out = {}
     for name, path in RAW_FILES.items():
@@ -260,7 +296,10 @@ def evaluate_model(
     raw: bool = True,
     synthetic: Path | None = None,
     configs: list[Path] | None = None,
+    scales: Sequence[float] | None = None,
 ) -> dict[str, Any]:
+    """Every held-out set (and the raw files) for one model; ``scales`` None: scale 1 for the
+    tiles, the config's own scales for the raw files."""
     from export.data.real_bscan import load_concretenet, load_morocco, load_sns
 
     det = load_detector(model, threshold)
@@ -274,13 +313,15 @@ def evaluate_model(
         ("sns", load_sns),
         ("concretenet", load_concretenet),
     ):
-        res[name] = score_set(det, [r for r in loader() if r.split == "val"], threshold)
+        res[name] = score_set(
+            det, [r for r in loader() if r.split == "val"], threshold, scales or (1.0,)
+        )
     if synthetic is not None:
         res["synthetic"] = score_synthetic(det, synthetic)
     if raw:
-        res["raw_files"] = raw_files(model, threshold)
+        res["raw_files"] = raw_files(model, threshold, scales=scales)
         for extra in configs or []:
-            res[f"raw_files[{Path(extra).name}]"] = raw_files(model, threshold, Path(extra))
+            res[f"raw_files[{Path(extra).name}]"] = raw_files(model, threshold, Path(extra), scales)
     return res
 
 
@@ -319,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="also run the raw files with this station config",
     )
+    p.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        help="window widths as multiples of the isotropic tile / [gpr.windows] width_traces "
+        "(each >= 1; as [gpr.windows] scales): the tiles, and the raw files' config",
+    )
     p.add_argument("--synthetic", type=Path, help="also a synthetic window set (seed 2)")
     p.add_argument("--json", type=Path)
     p.add_argument(
@@ -328,8 +376,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--training-data", type=Path, help="JSON for the manifest's training_data")
     args = p.parse_args(argv)
+    if args.scales is not None:
+        try:
+            WindowsSection(scales=args.scales)
+        except ValidationError as exc:
+            p.error(f"--scales {args.scales}: {exc.errors()[0]['msg']}")
     results = [
-        evaluate_model(m, args.threshold, not args.no_raw, args.synthetic, args.raw_config)
+        evaluate_model(
+            m, args.threshold, not args.no_raw, args.synthetic, args.raw_config, args.scales
+        )
         for m in args.models
     ]
     text = json.dumps(results, indent=1)
