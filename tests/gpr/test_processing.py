@@ -114,6 +114,42 @@ def test_windows_overlap_cover_every_trace_and_map_boxes():
     assert (box.trace0, box.trace1, box.time0_ns, box.time1_ns) == (74.0, 94.0, 10.0, 20.0)
 
 
+def test_window_scales_cut_each_width_from_one_buffer():
+    """Width 64 at scales 1, 2 and 4 over 300 traces fed in chunks of 37: windows of 64, 128
+    and 256 traces, each width every half width plus a flush window on the last trace; one
+    buffer holds at most the widest window and a chunk (256 + 37 traces)."""
+    win = BscanWindower(
+        width=64, overlap=0.5, dt_ns=0.5, height=100, channels=[0], scales=[4, 1, 2]
+    )
+    data = np.arange(300, dtype=np.float32)[None, None, :].repeat(120, axis=1)
+    windows = []
+    for i in range(0, 300, 37):
+        windows += win.feed(data[:, :, i : i + 37])
+        assert win._buffer is not None and win._buffer.shape[2] <= 256 + 37
+    windows += win.flush()
+    starts: dict[int, list[int]] = {}
+    for w in windows:
+        starts.setdefault(w.n_traces, []).append(w.first_trace)
+        assert w.data[0, 0] == w.first_trace and w.data[0, -1] == w.first_trace + w.n_traces - 1
+    assert starts == {
+        64: [0, 32, 64, 96, 128, 160, 192, 224, 236],
+        128: [0, 64, 128, 172],
+        256: [0, 44],
+    }
+    assert win.max_width == 256
+
+
+def test_window_scales_of_one_width_or_a_short_line_cut_one_window():
+    """Scales rounding to one width cut it once; on a 100-trace line the 128- and 256-trace
+    scales both flush the whole line, cut once."""
+    assert len(BscanWindower(64, 0.5, 0.5, scales=[1.0, 1.001]).layouts) == 1
+    win = BscanWindower(width=64, overlap=0.5, dt_ns=0.5, scales=[1, 2, 4])
+    windows = win.feed(np.zeros((1, 10, 100), np.float32)) + win.flush()
+    assert [(w.first_trace, w.n_traces) for w in windows] == [(0, 64), (32, 64), (36, 64), (0, 100)]
+    with pytest.raises(ValueError):
+        BscanWindower(64, 0.5, 0.5, scales=[0.5])
+
+
 def test_positioning_round_trip_and_gaps():
     """Fixes every 10 traces along a meridian in EPSG:5186 (Korea central belt), one gap."""
     to_xy = Transformer.from_crs("EPSG:4326", "EPSG:5186", always_xy=True)
