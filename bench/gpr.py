@@ -101,10 +101,10 @@ def stream_throughput(args: argparse.Namespace) -> int:
     from edge.errors import GeoEdgeError
     from edge.gpr.stream import CavityPipeline, build_detector
     from edge.gpr.traces import TraceBlock
-    from export.data.synth_bscan import synthesize
+    from export.data.synth_bscan import BScan, synthesize
 
     rng = np.random.default_rng(0)
-    scans = []
+    scans: list[BScan] = []
     while sum(s.data.shape[1] for s in scans) < args.traces:
         scans.append(synthesize(rng, n_traces=256, n_samples=512))
     dt_ns = scans[0].dt_ns

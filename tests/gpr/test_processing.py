@@ -99,6 +99,17 @@ def test_config_refuses_unknown_keys_and_steps():
         )
 
 
+@pytest.mark.parametrize("scales", [[], [0.5, 1.0], [1.0, 1.0], [1.0, float("inf")], ["wide"]])
+def test_config_refuses_window_scales_below_one_repeated_or_none(scales):
+    """Scales are multiples of width_traces, each >= 1, each once; the error names the key."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        GprSection.model_validate({"source": "tcp://127.0.0.1:1", "windows": {"scales": scales}})
+    assert err.value.errors()[0]["loc"][:2] == ("windows", "scales")
+    assert GprSection.model_validate({"source": "tcp://127.0.0.1:1"}).windows.scales == [1.0]
+
+
 def test_windows_overlap_cover_every_trace_and_map_boxes():
     """300 traces, width 128, overlap 0.5: starts 0, 64, 128 and a flush window at 172."""
     win = BscanWindower(width=128, overlap=0.5, dt_ns=0.5, height=100, channels=[3])

@@ -1,0 +1,36 @@
+"""The held-out evaluation measures windows the way the device cuts them (`--scales`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.config import load_config
+from export.data.real_bscan import eval_tiles
+from export.train.eval_detector import CONFIG, main, with_scales
+
+
+def test_tiles_at_scale_two_are_twice_as_wide_and_cover_the_image():
+    """A 200 x 1000 screenshot, model input 256 x 128: isotropic tiles are 100 px wide every
+    50 px; at scale 2, 200 px every 100 px; at scale 16 the tile is capped at the image."""
+    for scale, width, n in ((1.0, 100, 19), (2.0, 200, 9), (16.0, 1000, 1)):
+        tiles = eval_tiles((200, 1000), (256, 128), "tiles", scale)
+        assert {c1 - c0 for _, _, c0, c1 in tiles} == {width} and len(tiles) == n
+        assert tiles[0][2] == 0 and tiles[-1][3] == 1000
+    assert eval_tiles((200, 1000), (256, 128), "whole", 2.0) == [(0, 200, 0, 1000)]
+
+
+def test_raw_files_run_the_station_config_with_the_given_scales(capsys):
+    """`--scales 1 2` replaces the config's [gpr.windows] scales, keeping its other keys;
+    a scale below 1 is one usage error, as in the config."""
+    cfg = load_config(CONFIG)
+    scaled = with_scales(cfg, [1.0, 2.0])
+    assert cfg.gpr is not None and scaled.gpr is not None
+    assert scaled.gpr.windows.scales == [1.0, 2.0]
+    assert scaled.gpr.windows.overlap == cfg.gpr.windows.overlap
+    assert scaled.gpr.detector == cfg.gpr.detector
+    with pytest.raises(SystemExit) as stop:
+        main(["default", "--scales", "0.5", "--json", str(Path("/nonexistent/x.json"))])
+    assert stop.value.code == 2
+    assert "--scales [0.5]" in capsys.readouterr().err
