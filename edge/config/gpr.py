@@ -126,8 +126,10 @@ def default_processing() -> list[ProcessingStep]:
 class WindowsSection(Section):
     """B-scan windows handed to the detector.
 
-    ``width_traces`` / ``height_samples`` None: the detector manifest's input size.
-    ``time_range_ns`` None: the whole trace after time zero, resampled to the height.
+    ``width_traces`` None: 256 traces (``edge.gpr.stream.DEFAULT_WIDTH_TRACES``; the detector
+    was trained on 128-384-trace scans resampled to its input width). ``height_samples`` None
+    and ``time_range_ns`` None: the whole trace after time zero. Every window is resampled to
+    the detector manifest's input size.
     ``scales``: window widths as multiples of ``width_traces`` (each >= 1, distinct): for each
     scale s the detector also sees windows of ``round(s * width_traces)`` traces (same height,
     same ``overlap``), resampled to its input like the others, so a hyperbola wider than one
