@@ -6,7 +6,9 @@ same process and interleaved over ``--repeat`` rounds:
 
 - ``cv2 read()``: ``cv2.VideoCapture.read()`` of every frame (the reference);
 - GeoEdge's capture + sampler (1 Hz) + TimeX accumulation for ``decode = "all"``,
-  ``"sampled"`` (the default) and ``"keyframes"`` (PyAV; skipped when not installed).
+  ``"sampled"`` (the default) and ``"keyframes"`` (PyAV; skipped when not installed), with a
+  station camera's default decoder threads (``decode_threads = 1``; the plain read keeps
+  OpenCV's default, one per core).
 
 For each it prints the CPU seconds (process CPU time, every decoder thread included) per
 minute of video, the cameras of that kind one core sustains (60 / that), and the ratio to
@@ -31,7 +33,7 @@ import numpy as np
 from edge.beach.capture import Capture
 from edge.beach.products import ProductAccumulator
 from edge.beach.sampler import Sampler
-from edge.config.cameras import DecodeMode
+from edge.config.cameras import DECODE_THREADS, DecodeMode
 
 WIDTH, HEIGHT, FPS = 2448, 2048, 15
 SAMPLE_HZ = 1.0
@@ -79,10 +81,17 @@ def plain_read(video: Path) -> int:
 
 
 def geoedge(video: Path, decode: DecodeMode) -> int:
-    """Capture + 1 Hz sampler + TimeX accumulation, as ``collect_window`` runs them."""
+    """Capture + 1 Hz sampler + TimeX accumulation, as ``collect_window`` runs them (with a
+    camera's default decoder threads)."""
     sampler = Sampler(SAMPLE_HZ, 0.0)
     acc = ProductAccumulator()
-    with Capture(str(video), start_time=0.0, decode=decode, sample_hz=SAMPLE_HZ) as cap:
+    with Capture(
+        str(video),
+        start_time=0.0,
+        decode=decode,
+        sample_hz=SAMPLE_HZ,
+        decode_threads=DECODE_THREADS,
+    ) as cap:
         while (frame := cap.read(10.0)) is not None:
             if sampler.take(frame.time):
                 acc.add(frame.image)

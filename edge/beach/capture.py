@@ -25,6 +25,9 @@ key frames only (PyAV, FFmpeg's ``skip_frame = NONKEY``; files and URLs) and del
 them the sampling rule keeps: with the camera's GOP equal to the sample interval this is the
 same frame set at a fraction of the CPU. A GStreamer pipeline decodes what the pipeline
 decodes (on a Jetson ``nvv4l2decoder skip-frames=2`` decodes key frames only).
+``decode_threads`` sets the FFmpeg decoder's thread count (OpenCV ``CAP_PROP_N_THREADS`` at
+creation, PyAV ``thread_count``); 0 leaves it to the decoder. Threads change the CPU time per
+frame, never the pixels.
 
 Timeouts: OpenCV honours ``CAP_PROP_OPEN_TIMEOUT_MSEC`` / ``CAP_PROP_READ_TIMEOUT_MSEC``
 only when given as parameters at creation (``cv2.VideoCapture(src, api, params)``);
@@ -136,11 +139,12 @@ class _KeyframeDecoder:
     """PyAV with ``skip_frame = "NONKEY"``: only key frames are decoded; ``grab`` returns the
     next key frame (counting the packets it passes in :attr:`packets`)."""
 
-    def __init__(self, container: av.container.InputContainer, shown: str) -> None:
+    def __init__(self, container: av.container.InputContainer, shown: str, threads: int) -> None:
         self.container = container
         self.shown = shown
         self.stream = container.streams.video[0]
         self.stream.codec_context.skip_frame = "NONKEY"
+        self.stream.codec_context.thread_count = threads
         self.claimed = int(self.stream.frames or 0)
         self.packets = 0
         self._frames = self._decode()
@@ -216,10 +220,11 @@ class Capture:
 
     ``decode`` and ``sample_hz`` (frames per s kept, slots anchored at ``start_time``) choose
     what is decoded (see the module notes); ``"sampled"`` and ``"keyframes"`` need
-    ``sample_hz``. ``expected_size`` is ``(NU, NV)`` (width, height in pixels) from the camera's
-    calibration; the first frame of another size stops the capture with one
-    :class:`InputError` naming both sizes. ``start_time`` (epoch s) anchors a file's
-    timeline (default: now). Timeouts are in seconds (see the module notes).
+    ``sample_hz``. ``decode_threads`` is the FFmpeg decoder's thread count (files and URLs;
+    0: the decoder's choice, OpenCV's is one per core). ``expected_size`` is ``(NU, NV)``
+    (width, height in pixels) from the camera's calibration; the first frame of another size
+    stops the capture with one :class:`InputError` naming both sizes. ``start_time`` (epoch s)
+    anchors a file's timeline (default: now). Timeouts are in seconds (see the module notes).
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -239,6 +244,7 @@ class Capture:
         start_time: float | None = None,
         decode: DecodeMode = "all",
         sample_hz: float | None = None,
+        decode_threads: int = 0,
     ) -> None:
         self.source = source
         #: The source as it may be logged: any password replaced by ``***``.
@@ -255,6 +261,7 @@ class Capture:
         self.start_time = time.time() if start_time is None else float(start_time)
         self.decode: DecodeMode = decode
         self.sample_hz = sample_hz
+        self.decode_threads = decode_threads
         if decode != "all" and sample_hz is None:
             raise ValueError(f"decode = {decode!r} needs sample_hz")
         self.stats = CaptureStats()
@@ -297,6 +304,7 @@ class Capture:
             start_time=start_time,
             decode=camera.decode,
             sample_hz=sample_hz,
+            decode_threads=camera.decode_threads,
         )
 
     @property
@@ -366,13 +374,15 @@ class Capture:
             return cv2.CAP_GSTREAMER, []
         if self.kind == "device":
             return cv2.CAP_V4L2, []
-        timeouts = [
+        params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             round(self.open_timeout_s * 1000),
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             round(self.read_timeout_s * 1000),
         ]
-        return cv2.CAP_FFMPEG, timeouts
+        if self.decode_threads:
+            params += [cv2.CAP_PROP_N_THREADS, self.decode_threads]
+        return cv2.CAP_FFMPEG, params
 
     def _start_reader(self) -> _Reader:
         with self._lock:
@@ -460,7 +470,7 @@ class Capture:
         if not container.streams.video:
             container.close()
             return None
-        return _KeyframeDecoder(container, self.shown)
+        return _KeyframeDecoder(container, self.shown, self.decode_threads)
 
     def _pump(self, reader: _Reader, decoder: _Decoder) -> int:
         """Grab frames until the stream ends or breaks; return how many were delivered."""

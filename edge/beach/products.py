@@ -11,10 +11,10 @@ N sampled frames (grey levels 0..255):
 - ``snap``     the first sampled frame.
 
 Accumulation is streaming and constant-memory. Sums of the grey levels and of
-their squares are exact: every frame is accumulated into float32 block sums
-(integers below 2**24 are exact in float32, and a block holds at most 256 frames,
-so a block's sum of squares stays below 256 * 255**2 < 2**24), and each block is
-added into float64 totals (exact integers below 2**53, i.e. more than 10**8
+their squares are exact: every frame is accumulated into block sums of at most 256
+frames, the grey levels in uint16 (256 * 255 < 2**16) and their squares in float32
+(integers below 2**24 are exact in float32, and 256 * 255**2 < 2**24), and each block
+is added into float64 totals (exact integers below 2**53, i.e. more than 10**8
 frames). The standard deviation is then ``sqrt(S2/N - (S1/N)**2)`` from exact
 sums, which loses only float64 round-off (~1e-11 grey levels), unlike the
 naive float32 formula. Written images are the values rounded to the nearest
@@ -56,7 +56,7 @@ BLOCK_FRAMES = 256
 class _Sums:
     """The accumulator's per-pixel buffers, allocated from the first frame's shape."""
 
-    sum32: np.ndarray
+    sum16: np.ndarray
     sq32: np.ndarray
     sum64: np.ndarray
     sq64: np.ndarray
@@ -67,7 +67,7 @@ class _Sums:
     @classmethod
     def start(cls, frame: np.ndarray) -> _Sums:
         return cls(
-            sum32=np.zeros(frame.shape, np.float32),
+            sum16=np.zeros(frame.shape, np.uint16),
             sq32=np.zeros(frame.shape, np.float32),
             sum64=np.zeros(frame.shape, np.float64),
             sq64=np.zeros(frame.shape, np.float64),
@@ -81,8 +81,8 @@ class ProductAccumulator:
     """Streaming accumulator of the five products over uint8 frames.
 
     Memory is constant in the number of frames: for an H x W x C frame it holds
-    two float32 block sums, two float64 totals and three uint8 images
-    (27 bytes per sample value, about 160 MiB for 1920x1080x3).
+    a uint16 and a float32 block sum, two float64 totals and three uint8 images
+    (25 bytes per sample value, about 148 MiB for 1920x1080x3).
     """
 
     def __init__(self) -> None:
@@ -106,7 +106,7 @@ class ProductAccumulator:
                 f"frame shape {frame.shape} differs from the collection's {self._sums.snap.shape}"
             )
         sums = self._sums
-        cv2.accumulate(frame, sums.sum32)
+        np.add(sums.sum16, frame, out=sums.sum16)
         cv2.accumulateSquare(frame, sums.sq32)
         cv2.max(frame, sums.bright, dst=sums.bright)
         cv2.min(frame, sums.dark, dst=sums.dark)
@@ -116,9 +116,9 @@ class ProductAccumulator:
             self._fold(sums)
 
     def _fold(self, sums: _Sums) -> None:
-        np.add(sums.sum64, sums.sum32, out=sums.sum64)
+        np.add(sums.sum64, sums.sum16, out=sums.sum64)
         np.add(sums.sq64, sums.sq32, out=sums.sq64)
-        sums.sum32.fill(0.0)
+        sums.sum16.fill(0)
         sums.sq32.fill(0.0)
         self._block = 0
 

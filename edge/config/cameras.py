@@ -16,6 +16,9 @@ SourceKind = Literal["file", "url", "device", "gstreamer"]
 #: the sampled ones converted to BGR, or key frames only (PyAV; files and URLs).
 DecodeMode = Literal["all", "sampled", "keyframes"]
 
+#: Decoder threads per camera a station uses unless ``decode_threads`` says otherwise.
+DECODE_THREADS = 1
+
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -54,6 +57,8 @@ class CameraSection(Section):
     (PyAV; an ``rtsp://``/``http://`` URL or a file), for a camera whose GOP (I-frame
     interval) is set to the sample interval; ``"all"`` converts every frame. A GStreamer
     pipeline chooses its own decoding (``nvv4l2decoder skip-frames=2``: key frames only).
+    ``decode_threads`` is the FFmpeg decoder's thread count (one per camera by default: the
+    least CPU per frame; cameras run in parallel).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
@@ -75,6 +80,12 @@ class CameraSection(Section):
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     decode: DecodeMode = "sampled"
+    #: FFmpeg decoder threads for a file or URL source (OpenCV or, for ``"keyframes"``, PyAV):
+    #: 1 (default) decodes with the fewest CPU-s per frame (FFmpeg's frame threads add
+    #: hand-over work); 0 leaves the count to the decoder (OpenCV: one per core). More threads
+    #: only help when one core cannot decode the camera in real time. V4L2 and GStreamer
+    #: sources ignore it.
+    decode_threads: int = Field(default=DECODE_THREADS, ge=0, le=64)
 
     @field_validator("source")
     @classmethod

@@ -58,9 +58,14 @@ def keyframe_times(path: Path) -> list[float]:
         ]
 
 
-def delivered(video: Path, decode: DecodeMode, sample_hz: float) -> dict[float, np.ndarray]:
-    """The frames a capture delivers, by time relative to the start (s, to the ms)."""
-    with Capture(str(video), start_time=START, decode=decode, sample_hz=sample_hz) as cap:
+def delivered(
+    video: Path, decode: DecodeMode, sample_hz: float, threads: int = 0
+) -> dict[float, np.ndarray]:
+    """The frames a capture delivers, by time relative to the start (s, to the ms), decoded
+    with ``threads`` decoder threads (0: the decoder's choice)."""
+    with Capture(
+        str(video), start_time=START, decode=decode, sample_hz=sample_hz, decode_threads=threads
+    ) as cap:
         return {round(f.time - START, 3): f.image for f in iter(lambda: cap.read(5.0), None)}
 
 
@@ -142,14 +147,41 @@ def test_sampled_capture_converts_only_the_sampled_frames(tmp_path):
         np.testing.assert_array_equal(image, every[t], err_msg=f"frame at {t} s")
 
 
-def _camera(tmp_path: Path, source: str, decode: str) -> CameraSection:
-    (tmp_path / "io.json").write_text(
-        json.dumps({"NU": 160, "NV": 96, "c0U": 80, "c0V": 48, "fx": 100, "fy": 100, "d1": 0})
-    )
+@pytest.mark.parametrize("decode", ["sampled", "keyframes"])
+def test_decoder_threads_change_no_pixel(tmp_path, decode):
+    # A station decodes each camera in one thread (the fewest CPU-s per frame); H.264 decoding
+    # is bit-exact, so one thread and three deliver the same frames with the same pixels.
+    video = write_h264(tmp_path / "v.mp4", 45, 15, gop=15)
+    one = delivered(video, decode, 1.0, threads=1)
+    three = delivered(video, decode, 1.0, threads=3)
+    assert list(one) == list(three) == pytest.approx([0.0, 1.0, 2.0])
+    for t, image in one.items():
+        np.testing.assert_array_equal(image, three[t], err_msg=f"frame at {t} s")
+
+
+def test_a_station_camera_decodes_in_one_thread_unless_configured(tmp_path):
+    video = write_h264(tmp_path / "v.mp4", 15, 15, gop=15)
+    camera = _camera(tmp_path, str(video), "sampled")
+    assert camera.decode_threads == 1
+    with Capture.from_camera(camera, sample_hz=1.0, start_time=START) as cap:
+        assert cap.decode_threads == 1
+        assert cap.read(5.0) is not None
+    auto = _camera(tmp_path, str(video), "sampled", decode_threads=0)
+    with Capture.from_camera(auto, sample_hz=1.0, start_time=START) as cap:
+        assert cap.decode_threads == 0
+        assert cap.read(5.0) is not None
+    with pytest.raises(ValueError, match="decode_threads"):
+        _camera(tmp_path, str(video), "sampled", decode_threads=-1)
+
+
+def _camera(tmp_path: Path, source: str, decode: str, **extra: object) -> CameraSection:
+    intrinsics = {"NU": 160, "NV": 96, "c0U": 80, "c0V": 48, "fx": 100, "fy": 100}
+    intrinsics |= dict.fromkeys(("d1", "d2", "d3", "t1", "t2"), 0)
+    (tmp_path / "io.json").write_text(json.dumps(intrinsics))
     (tmp_path / "eo.json").write_text('{"x":0,"y":0,"z":10,"a":0,"t":1.2,"r":0}')
     return CameraSection.model_validate(
         {"name": "c1", "source": source, "intrinsics": "io.json", "extrinsics": "eo.json",
-         "decode": decode},
+         "decode": decode, **extra},
         context={"base_dir": tmp_path},
     )  # fmt: skip
 

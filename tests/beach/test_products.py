@@ -20,7 +20,7 @@ def accumulate(frames: np.ndarray) -> ProductAccumulator:
 
 
 def test_products_equal_numpy_on_random_frames():
-    # 300 random BGR frames (more than one float32 block of 256): mean and standard
+    # 300 random BGR frames (more than one block of 256): mean and standard
     # deviation agree with numpy's float64 results to float64 round-off (1e-9 grey
     # levels), max/min/first exactly, and the images are the rounded values.
     rng = np.random.default_rng(0)
@@ -49,6 +49,20 @@ def test_variance_stays_exact_over_a_long_bright_collection():
     mean, std = accumulate(frames).mean_std()
     np.testing.assert_allclose(mean, 254.5, atol=1e-12)
     np.testing.assert_allclose(std, 0.5, atol=1e-9)
+
+
+def test_a_white_scene_over_several_blocks_keeps_its_exact_mean():
+    # The largest block sums: 255 in every frame. A block's uint16 sum of grey levels peaks at
+    # 256 * 255 = 65280 < 2**16, so three blocks and a part give mean 255 and std 0 exactly
+    # (a wrapped uint16 sum would pull the mean down by 65536 / frames).
+    n = 3 * BLOCK_FRAMES + 17
+    frames = np.full((n, 3, 5, 3), 255, np.uint8)
+    acc = accumulate(frames)
+    mean, std = acc.mean_std()
+    assert acc.count == n
+    np.testing.assert_array_equal(mean, 255.0)
+    np.testing.assert_array_equal(std, 0.0)
+    assert (acc.images()["timex"] == 255).all()
 
 
 def test_constant_scene_has_zero_variance_and_any_frame_size():

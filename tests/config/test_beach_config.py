@@ -60,6 +60,10 @@ CASES = {
         {"extra": '[segmentation]\nmodel = "models/unet.onnx"\n'},
         r"segmentation.model: file not found: .*/models/unet.onnx",
     ),
+    "negative decoder threads": (
+        {"camera": GOOD_CAMERA + "decode_threads = -1\n"},
+        r"cameras\[0\].decode_threads: .*greater than or equal to 0",
+    ),
     "unknown collection mode": (
         {"collection": 'align = "sometimes"'},
         r"collection.align: .*'clock' or 'immediate'",
