@@ -46,7 +46,8 @@ Thread-safety: one connection guarded by a lock; any thread may call any method.
 :meth:`pending` reads through a second, read-only connection with a lock of its own: in
 WAL mode a reader never waits for a writer, so the publisher reading the next messages never
 holds up a put that is flushing, nor waits for its flush.
-:attr:`Outbox.commits` counts the transactions that stored puts (each one flush).
+:attr:`Outbox.commits` counts the transactions that stored puts (each one flush), and
+:attr:`Outbox.commit_s` the seconds their COMMIT statements took (the disk's flushes).
 One process owns an outbox at a time (an advisory ``flock`` on ``<path>.lock``
 refuses a second owner); the lock dies with the process, even on SIGKILL.
 """
@@ -170,6 +171,8 @@ class Outbox:
         self._committing = False
         #: Transactions that stored puts since open (each one flush of the disk).
         self.commits = 0
+        #: Seconds spent in the COMMIT of those transactions since open (waiting for the disk).
+        self.commit_s = 0.0
         self._listeners: list[Callable[[], None]] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -388,7 +391,9 @@ class Outbox:
             self._db.execute(
                 "UPDATE counters SET value = value + ? WHERE name = 'duplicates'", (duplicates,)
             )
+        start = time.perf_counter()
         self._db.execute("COMMIT")
+        self.commit_s += time.perf_counter() - start
         return count, size
 
     def _make_room(
