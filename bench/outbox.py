@@ -17,7 +17,8 @@ Through a broker (a Mosquitto started here on a free loopback port, the same N m
 a subscriber counting them, in the same run):
 
 - baseline: a raw paho v2 client publishing QoS 1 with the same in-flight window, waiting
-  for every acknowledgement;
+  for every acknowledgement; run before and after the station's runs, the faster one counts
+  (both are printed: on a shared machine they differ);
 - put + ack: the station's path, Outbox.put per message from one thread while the
   Publisher drains it; then the same from ``--putters`` threads at once (several sites or
   channels storing results: their puts share group commits);
@@ -29,6 +30,17 @@ one-thread run (``fdatasync`` after a 4 KiB overwrite, which is what a WAL commi
 synchronous=FULL waits for): a put returns only once its message is flushed, so one
 thread cannot put faster than the disk flushes (the commits line shows one per put). On a
 shared virtual disk the flush time changes from minute to minute (~0.1 to ~5 ms here).
+The flush-bound ceiling of one putting thread is measured in that run itself: the seconds
+its puts spent in their COMMIT (:attr:`Outbox.commit_s`, the flush; a plain insert loop is
+no ceiling here, its flushes took 3-5 times longer than the same flushes under the station's
+load on this virtual disk). N messages / those seconds is the rate one thread could reach
+with nothing but the flushes; the ratio to it is the share of the run that is the flush, and
+the ceiling's ratio to raw paho is the best a durable put + ack could reach against the 0.5
+goal.
+
+``--nodelay`` sets Mosquitto's ``set_tcp_nodelay true``: by default Mosquitto leaves Nagle's
+algorithm on, and a PUBACK written while the previous one is still unacknowledged at the TCP
+level waits for the client's delayed ACK (40 ms on Linux), which stalls a burst's tail.
 
 Prints messages/s of each and the ratios to the baselines (1.0 = no overhead).
 
@@ -133,13 +145,14 @@ def free_port() -> int:
 class Mosquitto:
     """A Mosquitto on a free loopback port for the length of the benchmark."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, nodelay: bool = False) -> None:
         self.port = free_port()
         conf = workdir / "mosquitto.conf"
         # No cap on the subscriber's queue (1,000 by default): a counter that falls behind
         # on the loaded machine must not lose messages.
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
+            + ("set_tcp_nodelay true\n" if nodelay else "")
         )
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.process = subprocess.Popen(
@@ -185,9 +198,11 @@ class Counter:
         self.client.disconnect()
 
 
-def raw_paho(port: int, payloads: list[bytes], window: int, counter: Counter) -> float:
+def raw_paho(port: int, payloads: list[bytes], window: int, counter: Counter, run: int) -> float:
     """Seconds for a raw paho QoS 1 publisher to get every message acknowledged."""
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-raw")
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-raw-{run}"
+    )
     client.max_inflight_messages_set(window)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
@@ -205,17 +220,18 @@ def raw_paho(port: int, payloads: list[bytes], window: int, counter: Counter) ->
 
 
 def station(port: int, path: Path, payloads: list[bytes], window: int, counter: Counter,
-            putters: int) -> tuple[float, int]:  # fmt: skip
-    """Seconds until every message is acknowledged and gone from the outbox, and the
-    transactions (flushes) that stored them: put from ``putters`` threads while the
-    Publisher runs, or (``putters`` = 0) all put before it starts."""
+            putters: int) -> tuple[float, int, float]:  # fmt: skip
+    """Seconds until every message is acknowledged and gone from the outbox, the
+    transactions (flushes) that stored them and the seconds of their COMMITs: put from
+    ``putters`` threads while the Publisher runs, or (``putters`` = 0) all put before it
+    starts."""
     box = Outbox(path)
     cfg = MqttSection(port=port, max_inflight=window, client_id=f"bench-{putters}")
     publisher = Publisher(cfg, "bench-01", box)
     if putters == 0:
         for body in payloads:
             box.put(TOPIC, body)
-    commits = box.commits
+    commits, commit_s = box.commits, box.commit_s
     counter.expect(len(payloads))
 
     def put_all(share: list[bytes]) -> None:
@@ -236,9 +252,9 @@ def station(port: int, path: Path, payloads: list[bytes], window: int, counter: 
     elapsed = time.perf_counter() - start
     assert counter.done.wait(30) and box.depth() == 0
     publisher.stop(grace_s=0)
-    commits = box.commits - commits
+    commits, commit_s = box.commits - commits, box.commit_s - commit_s
     box.close()
-    return elapsed, commits
+    return elapsed, commits, commit_s
 
 
 def main() -> None:
@@ -247,6 +263,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--putters", type=int, default=8, help="threads putting at once")
     parser.add_argument("--dir", type=Path, default=None, help="where the files go (a disk)")
+    parser.add_argument(
+        "--nodelay", action="store_true", help="Mosquitto with set_tcp_nodelay true (no Nagle)"
+    )
     args = parser.parse_args()
     payloads = [payload(n) for n in range(args.messages)]
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -254,34 +273,40 @@ def main() -> None:
         box = outbox_put_ack(Path(tmp) / "outbox.sqlite", payloads, args.batch)
         keyed = outbox_put_ack(Path(tmp) / "keyed.sqlite", payloads, args.batch, keyed=True)
         where = args.dir or Path(tmp).parent
-        broker = Mosquitto(Path(tmp))
+        broker = Mosquitto(Path(tmp), args.nodelay)
         counter = Counter(broker.port)
         try:
-            raw = raw_paho(broker.port, payloads, args.batch, counter)
+            raw_before = raw_paho(broker.port, payloads, args.batch, counter, 0)
             flushes_before = flushes_per_s(Path(tmp))
-            live, live_commits = station(
+            live, live_commits, live_flush = station(
                 broker.port, Path(tmp) / "live.sqlite", payloads, args.batch, counter, 1
             )
             flushes_after = flushes_per_s(Path(tmp))
-            group, group_commits = station(
+            group, group_commits, _ = station(
                 broker.port, Path(tmp) / "group.sqlite", payloads, args.batch, counter,
                 args.putters,
             )  # fmt: skip
-            drain, _ = station(
+            drain, _, _ = station(
                 broker.port, Path(tmp) / "drain.sqlite", payloads, args.batch, counter, 0
             )
+            raw_after = raw_paho(broker.port, payloads, args.batch, counter, 1)
         finally:
             counter.close()
             broker.stop()
     n = args.messages
     k = args.putters
+    raw = min(raw_before, raw_after)
+    # Messages per second one putting thread reaches if nothing but its flushes took time.
+    ceiling = n / live_flush
     print(f"{n} messages of {len(payloads[0])} bytes in {where}")
     print(f"plain SQLite insert (WAL, synchronous=FULL): {n / base:9.0f} msg/s")
     print(f"outbox put + ack (batches of {args.batch}):        {n / box:9.0f} msg/s")
     print(f"outbox put + ack with idempotency keys:      {n / keyed:9.0f} msg/s")
     print(f"ratio outbox / plain insert: {base / box:.2f}")
     print(f"ratio keyed outbox / plain insert: {base / keyed:.2f}")
-    print(f"raw paho QoS 1 publisher (window {args.batch}):   {n / raw:9.0f} msg/s")
+    print(f"broker: Mosquitto, set_tcp_nodelay {'true' if args.nodelay else 'false (default)'}")
+    print(f"raw paho QoS 1 publisher (window {args.batch}):   {n / raw:9.0f} msg/s "
+          f"(before / after the station: {n / raw_before:.0f} / {n / raw_after:.0f})")  # fmt: skip
     print(f"station put + ack, 1 thread:               {n / live:9.0f} msg/s "
           f"({live_commits} commits)")  # fmt: skip
     print(f"station put + ack, {k} threads:              {n / group:9.0f} msg/s "
@@ -289,7 +314,10 @@ def main() -> None:
     print(f"station draining a pre-filled outbox:      {n / drain:9.0f} msg/s")
     print(f"disk flushes (4 KiB write + fdatasync) before / after the 1-thread run: "
           f"{flushes_before:.0f} / {flushes_after:.0f} per s")  # fmt: skip
+    print(f"flush-bound ceiling of 1 thread, N / seconds in its COMMITs: {ceiling:9.0f} msg/s")
     print(f"ratio put + ack, 1 thread / raw paho QoS 1: {raw / live:.2f} (goal >= 0.5)")
+    print(f"ratio put + ack, 1 thread / flush-bound ceiling: {n / live / ceiling:.2f} "
+          f"(the ceiling is {ceiling * raw / n:.2f}x raw paho)")  # fmt: skip
     print(f"ratio put + ack, {k} threads / raw paho QoS 1: {raw / group:.2f} (goal >= 0.5)")
     print(f"ratio draining / raw paho QoS 1: {raw / drain:.2f} (goal >= 0.8)")
 

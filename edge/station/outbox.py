@@ -43,7 +43,11 @@ A full disk or any other SQLite failure on ``put`` gives one error log line and 
 knows it (never a silent loss).
 
 Thread-safety: one connection guarded by a lock; any thread may call any method.
-:attr:`Outbox.commits` counts the transactions that stored puts (each one flush).
+:meth:`pending` reads through a second, read-only connection with a lock of its own: in
+WAL mode a reader never waits for a writer, so the publisher reading the next messages never
+holds up a put that is flushing, nor waits for its flush.
+:attr:`Outbox.commits` counts the transactions that stored puts (each one flush), and
+:attr:`Outbox.commit_s` the seconds their COMMIT statements took (the disk's flushes).
 One process owns an outbox at a time (an advisory ``flock`` on ``<path>.lock``
 refuses a second owner); the lock dies with the process, even on SIGKILL.
 """
@@ -167,6 +171,8 @@ class Outbox:
         self._committing = False
         #: Transactions that stored puts since open (each one flush of the disk).
         self.commits = 0
+        #: Seconds spent in the COMMIT of those transactions since open (waiting for the disk).
+        self.commit_s = 0.0
         self._listeners: list[Callable[[], None]] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,9 +200,15 @@ class Outbox:
             count, size = self._db.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM messages"
             ).fetchone()
+            self._reader = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            self._reader.execute("PRAGMA query_only=1")
         except sqlite3.DatabaseError as exc:
             os.close(self._lock_fd)
             raise GeoEdgeError(f"outbox {self.path}: cannot open ({exc})") from None
+        #: Guards the read-only connection of :meth:`pending`.
+        self._read_lock = threading.Lock()
         self._count = int(count)
         self._bytes = int(size)
 
@@ -379,7 +391,9 @@ class Outbox:
             self._db.execute(
                 "UPDATE counters SET value = value + ? WHERE name = 'duplicates'", (duplicates,)
             )
+        start = time.perf_counter()
         self._db.execute("COMMIT")
+        self.commit_s += time.perf_counter() - start
         return count, size
 
     def _make_room(
@@ -409,8 +423,8 @@ class Outbox:
 
     def pending(self, after_id: int = 0, limit: int = 100) -> list[OutboxMessage]:
         """Up to ``limit`` stored messages with id > ``after_id``, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._reader.execute(
                 "SELECT id, topic, payload, qos, retain FROM messages WHERE id > ? "
                 "ORDER BY id LIMIT ?",
                 (after_id, limit),
@@ -519,7 +533,8 @@ class Outbox:
 
     def close(self) -> None:
         """Close the database and release the owner lock."""
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._db.close()
             os.close(self._lock_fd)
 

@@ -27,10 +27,20 @@ that one image at most, never for the image queue.
 Threads: paho's network thread runs the callbacks; a ``publisher-drain`` thread
 reads the outbox, publishes, and deletes acknowledged messages, so no SQLite write
 ever blocks the network loop and no lock is held across the two.
+
+Throughput: the drain thread hands paho up to :data:`HANDED_WINDOWS` windows of messages
+(read from the outbox in one query per refill). Paho puts ``mqtt.max_inflight`` of them on
+the wire and sends the next one from its own network thread on each PUBACK, so the window
+never waits for the drain thread. The drain thread refills paho's queue first, then deletes
+the acknowledged messages, a window per transaction (all at once when nothing is in flight).
+A crash between a PUBACK and that commit means the message is sent again after the restart:
+a duplicate the control room drops on its message id, as for a message in flight at a crash.
+``on_publish`` queues the packet ids it acknowledges for the drain thread, which never polls.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -58,6 +68,9 @@ log = logging.getLogger(__name__)
 
 #: ``callback(topic, payload)`` for an input topic; ``payload`` is the decoded JSON.
 
+#: Messages handed to paho at most, in windows of ``mqtt.max_inflight``: one window on the wire,
+#: the rest queued in paho, sent from its network thread as PUBACKs come in.
+HANDED_WINDOWS = 4
 #: Seconds to wait for the retained offline status to be acknowledged at shutdown.
 _OFFLINE_ACK_S = 2.0
 #: MQTT 5 session expiry (s): commands and inputs sent while the station is offline this
@@ -151,11 +164,17 @@ class Publisher:
         #: Set on every disconnect: no new message goes out until paho has re-sent
         #: (and the broker acknowledged) every message in flight at the drop.
         self._resending = False
-        self._inflight: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+        #: Outbox id of every message handed to paho and not yet acknowledged, by packet id.
+        self._inflight: dict[int, int] = {}
         self._last_sent = 0
-        #: The one image in flight (id in ``images``, paho's info), and the last image id sent.
-        self._image_inflight: tuple[int, mqtt.MQTTMessageInfo] | None = None
+        #: The one image in flight (packet id, id in ``images``), and the last image id sent.
+        self._image_inflight: tuple[int, int] | None = None
         self._last_image_sent = 0
+        #: Packet ids acknowledged by the broker (appended by the network thread, taken by the
+        #: drain thread; a deque's append and popleft are thread-safe).
+        self._acked: collections.deque[int] = collections.deque()
+        #: Outbox ids of acknowledged results not yet deleted (a window is deleted at once).
+        self._done: list[int] = []
         self._subscriptions: dict[str, InputCallback] = {}
         self._sub_lock = threading.Lock()
         self._problem: str | None = None
@@ -299,30 +318,40 @@ class Publisher:
 
     def _drain(self) -> None:
         while True:
-            # Poll briefly while messages are in flight: paho marks a message
-            # published just *after* on_publish (which sets _wake) returns.
-            busy = self._inflight or self._image_inflight is not None
-            self._wake.wait(0.02 if busy else 1.0)
+            self._wake.wait(1.0)
             self._wake.clear()
-            self._collect_acks()
+            self._take_acks()
             if self._stop_drain.is_set():
+                self._delete_acked()
                 return
-            if not self._connected.is_set():
-                continue
-            if self._resending:
-                if self._inflight or self._image_inflight is not None:
-                    continue
-                self._resending = False
-            room = self._cfg.max_inflight - len(self._inflight)
-            if room <= 0:
-                continue
-            for message in self.outbox.pending(self._last_sent, room):
-                info = self._client.publish(
-                    message.topic, message.payload, qos=message.qos, retain=message.retain
-                )
-                self._inflight.append((message.id, info))
-                self._last_sent = message.id
-            self._send_image()
+            if self._connected.is_set() and not self._still_resending():
+                self._refill()
+            # After the refill, so that paho sends meanwhile; a window at a time, or all once
+            # nothing is in flight.
+            if len(self._done) >= self._cfg.max_inflight or not self._inflight:
+                self._delete_acked()
+            if self._connected.is_set() and not self._resending:
+                self._send_image()
+
+    def _still_resending(self) -> bool:
+        """True until paho has re-sent, and the broker acknowledged, every message it held at
+        the last disconnect (nothing newer may overtake them)."""
+        if self._resending and not self._inflight and self._image_inflight is None:
+            self._resending = False
+        return self._resending
+
+    def _refill(self) -> None:
+        """Hand paho the next outbox messages, up to :data:`HANDED_WINDOWS` windows, once a
+        window or more has room (one query per window, not one per acknowledgement)."""
+        room = HANDED_WINDOWS * self._cfg.max_inflight - len(self._inflight)
+        if room < self._cfg.max_inflight:
+            return
+        for message in self.outbox.pending(self._last_sent, room):
+            info = self._client.publish(
+                message.topic, message.payload, qos=message.qos, retain=message.retain
+            )
+            self._inflight[info.mid] = message.id
+            self._last_sent = message.id
 
     def _send_image(self) -> None:
         """One image, when no result is queued or in flight and no image is in flight."""
@@ -332,22 +361,34 @@ class Publisher:
             info = self._client.publish(
                 message.topic, message.payload, qos=message.qos, retain=message.retain
             )
-            self._image_inflight = (message.id, info)
+            self._image_inflight = (info.mid, message.id)
             self._last_image_sent = message.id
 
+    def _take_acks(self) -> None:
+        """Move the results acknowledged since the last call to ``_done`` (the image's is
+        deleted here); packet ids of other messages (the status) are passed over."""
+        while self._acked:
+            mid = self._acked.popleft()
+            msg_id = self._inflight.pop(mid, None)
+            if msg_id is not None:
+                self._done.append(msg_id)
+                self.last_progress = time.monotonic()
+                continue
+            image = self._image_inflight
+            if self.images is not None and image is not None and image[0] == mid:
+                self.images.ack([image[1]])
+                self._image_inflight = None
+                self.last_progress = time.monotonic()
+
+    def _delete_acked(self) -> None:
+        """Delete the acknowledged results from the outbox, in one transaction."""
+        if self._done:
+            self.outbox.ack(self._done)
+            self._done = []
+
     def _collect_acks(self) -> None:
-        image = self._image_inflight
-        if self.images is not None and image is not None and image[1].is_published():
-            self.images.ack([image[0]])
-            self._image_inflight = None
-            self.last_progress = time.monotonic()
-        if not self._inflight:
-            return
-        done = [msg_id for msg_id, info in self._inflight if info.is_published()]
-        if done:
-            self._inflight = [(i, info) for i, info in self._inflight if not info.is_published()]
-            self.outbox.ack(done)
-            self.last_progress = time.monotonic()
+        self._take_acks()
+        self._delete_acked()
 
     # -- paho callbacks (network thread) ------------------------------------------
 
@@ -420,6 +461,7 @@ class Publisher:
     ) -> None:
         if reason_code.is_failure:
             log.error("MQTT broker %s rejected message %d: %s", self._where, mid, reason_code)
+        self._acked.append(mid)
         self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
