@@ -117,6 +117,7 @@ class Sampler:
         synth: tuple[np.ndarray, list[np.ndarray]] | None,
         raws: list[np.ndarray],
         rng: np.random.Generator,
+        shares: dict[str, float] = MIX,
     ) -> None:
         self.by_source = {
             s: [r for r in records if r.source == s and r.split == "train"]
@@ -127,7 +128,7 @@ class Sampler:
         self.rng = rng
         mix = {
             k: v
-            for k, v in MIX.items()
+            for k, v in shares.items()
             if (self.by_source.get(k))
             or (k == "synthetic" and synth)
             or (k == "raw_negative" and raws)
@@ -180,7 +181,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--mix",
+        nargs="+",
+        default=[],
+        metavar="SOURCE=SHARE",
+        help=f"batch shares replacing the defaults {MIX} for the sources named",
+    )
     args = p.parse_args(argv)
+    mix = dict(MIX)
+    for item in args.mix:
+        source, _, share = item.partition("=")
+        if source not in MIX:
+            p.error(f"--mix {item}: the sources are {', '.join(MIX)}")
+        try:
+            mix[source] = float(share)
+        except ValueError:
+            p.error(f"--mix {item}: the share must be a number")
+        if not 0 <= mix[source] <= 1:
+            p.error(f"--mix {item}: the share must be within 0..1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
@@ -206,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, (t0, t1) in RAW_NEGATIVES.items():
         full = device_processed(path)
         raws.append(full[:, t0:t1])
-    sampler = Sampler(records, synth, raws, rng)
+    sampler = Sampler(records, synth, raws, rng, mix)
     val = {
         s: [r for r in records if r.source == s and r.split == "val"]
         for s in ("morocco", "sns", "concretenet")
@@ -273,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
         manifest.training_data = json.dumps(
-            {"pool": counts, "mix": MIX, "steps": steps, "batch": args.batch, "init": args.init}
+            {"pool": counts, "mix": mix, "steps": steps, "batch": args.batch, "init": args.init}
         )
         manifest.metrics = {
             "heldout_real": res,
