@@ -115,13 +115,13 @@ def test_waterlines_in_the_station_crs_and_in_wgs84(hub):
 
 
 def test_the_shoreline_series_has_its_trend(hub):
-    """T01: 51.406, 52.406, 53.406 m at half-year steps: 2.0 m/yr seaward, exactly a line
+    """T01: 50.314, 51.314, 52.314 m at half-year steps: 2.0 m/yr seaward, exactly a line
     (standard error 0); the other transects have one point each: no trend."""
     answer = hub.get_json("/api/shoreline?station=demo-01")
     transects = {t["id"]: t for t in answer["transects"]}
     assert set(transects) == {"T01", "T02", "T03", "T04", "T05"}
     t01 = transects["T01"]
-    assert [p["distance_m"] for p in t01["points"]] == [51.406, 52.406, 53.406]
+    assert [p["distance_m"] for p in t01["points"]] == [50.314, 51.314, 52.314]
     assert t01["rate_m_per_yr"] == pytest.approx(2.0, abs=1e-3)
     assert t01["stderr_m_per_yr"] == pytest.approx(0.0, abs=1e-3)
     assert transects["T02"]["n"] == 1 and transects["T02"]["rate_m_per_yr"] is None
