@@ -322,8 +322,7 @@ class Publisher:
             self._wake.clear()
             self._take_acks()
             if self._stop_drain.is_set():
-                self._delete_acked()
-                return
+                return  # stop() collects and deletes what is acknowledged once joined
             if self._connected.is_set() and not self._still_resending():
                 self._refill()
             # After the refill, so that paho sends meanwhile; a window at a time, or all once
