@@ -333,6 +333,7 @@ class CavityPipeline:
             snippet=window.data,
             box=(det.trace0, det.sample0, det.trace1, det.sample1),
             window_first_trace=window.first_trace,
+            window_traces=window.n_traces,
             width_source=width_source,
             fresnel_m=fresnel,
             radius_sd_m=fit.radius_sd_m,

@@ -32,7 +32,7 @@ import argparse
 import datetime as dt
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,8 +296,17 @@ GPR_TARGETS = (
 )
 
 
-def gpr_line(seed: int = 11) -> tuple[np.ndarray, list[Reflector]]:
-    """Raw demo B-scan (samples, traces) float64 and its labelled reflectors."""
+def gpr_line(
+    seed: int = 11,
+    targets: Sequence[tuple[str, float, float, float]] = GPR_TARGETS,
+    layers: Sequence[tuple[float, float]] = ((18.0, 0.25), (41.0, -0.18)),
+) -> tuple[np.ndarray, list[Reflector]]:
+    """Raw demo B-scan (samples, traces) float64 and its labelled reflectors.
+
+    ``targets`` as :data:`GPR_TARGETS`; ``layers`` ``(two-way time ns, amplitude)`` of the
+    gently undulating ground layers. The defaults are the demo line; other targets, layers
+    and seeds give the survey lines the detector trains on (:mod:`export.data.synth_lines`).
+    """
     rng = np.random.default_rng(seed)
     dt = GPR_RANGE_NS / GPR_SAMPLES
     x = np.arange(GPR_TRACES) * GPR_DX_M
@@ -308,17 +317,17 @@ def gpr_line(seed: int = 11) -> tuple[np.ndarray, list[Reflector]]:
     add_event(data, 0.6 / f + rng.normal(0.0, 0.03, n), np.full(n, -3.0), dt, GPR_T0_INDEX, f)
     ring = np.where(tt > 0, np.sin(2 * np.pi * f * 1.1 * tt) * np.exp(-tt * f / 4.0), 0.0)
     data += 0.8 * ring[:, None]
-    for t_layer, amp in ((18.0, 0.25), (41.0, -0.18)):
+    for t_layer, amp in layers:
         add_event(data, t_layer + 1.5 * np.sin(x / 9.0), np.full(n, amp), dt, GPR_T0_INDEX, f)
     eps_host = (C_AIR / v) ** 2
-    targets = []
-    for cls, x0, depth, radius in GPR_TARGETS:
+    reflectors = []
+    for cls, x0, depth, radius in targets:
         if cls == "cavity":
             ref = Reflector(cls, x0, depth, radius, v, reflection_coefficient(eps_host, 1.0), C_AIR)
         else:
             ref = Reflector(cls, x0, depth, radius, v, -1.0, 0.0)
         render_reflector(data, ref, x, dt, GPR_T0_INDEX, f, 3.0, 0.02, 12.0)
-        targets.append(ref)
+        reflectors.append(ref)
     for _ in range(30):
         stone = Reflector(
             "clutter",
@@ -331,7 +340,7 @@ def gpr_line(seed: int = 11) -> tuple[np.ndarray, list[Reflector]]:
         )
         render_reflector(data, stone, x, dt, GPR_T0_INDEX, f, 3.0, 0.02, 12.0)
     data += rng.normal(0.0, 0.01, data.shape) * (1 + np.clip(tt, 0, None)[:, None] / 20.0)
-    return data, targets
+    return data, reflectors
 
 
 def write_dzt(path: Path, data: np.ndarray) -> None:

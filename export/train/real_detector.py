@@ -3,7 +3,9 @@
 Every batch mixes (shares in :data:`MIX`): random windows of the ``train`` split of
 :mod:`export.data.real_bscan` (Morocco cavities/utilities/intact, S&S hyperbolas, ConcreteNet
 rebar), synthetic processed windows from ``python -m export.data.synth_bscan`` (what the real
-sets lack: known polarity cavities vs pipes, device processing) and hard negatives: windows
+sets lack: known polarity cavities vs pipes, device processing), windows cut at the device's
+widths (scales 1, 2, 4) from synthetic survey lines processed by the device pipeline
+(``python -m export.data.synth_lines``, ``--lines``) and hard negatives: windows
 of the device pipeline's processed output of two real raw files (XLINE00 outside its two
 diffractions, traces < 300; test_gssi, layering and noise). FILE____032 is NOT used: it
 stays an independent check of the direct-wave band and dipping reflectors.
@@ -33,6 +35,8 @@ import numpy as np
 from edge.gpr.detector import WINDOW, Detection, normalise_window
 from export.data.paths import data_root
 from export.data.real_bscan import CLASSES, Record, load_all, sample_window
+from export.data.synth_lines import Line, crop
+from export.data.synth_lines import load as load_lines
 
 if TYPE_CHECKING:
     from edge.gpr.bscan import BscanWindow
@@ -40,7 +44,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("train_real")
 
-MIX = {"morocco": 0.40, "sns": 0.20, "concretenet": 0.10, "synthetic": 0.20, "raw_negative": 0.10}
+MIX = {
+    "morocco": 0.35,
+    "sns": 0.20,
+    "concretenet": 0.10,
+    "synthetic": 0.15,
+    "lines": 0.10,
+    "raw_negative": 0.10,
+}
 MODE = "robust"
 RAW_NEGATIVES = {  # file -> trace range free of labelled / visible targets
     str(data_root() / "gpr/gprpy/XLINE00.DT1"): (0, 300),
@@ -118,12 +129,14 @@ class Sampler:
         raws: list[np.ndarray],
         rng: np.random.Generator,
         shares: dict[str, float] = MIX,
+        lines: list[Line] | None = None,
     ) -> None:
         self.by_source = {
             s: [r for r in records if r.source == s and r.split == "train"]
             for s in ("morocco", "sns", "concretenet")
         }
         self.synth = synth
+        self.lines = lines or []
         self.raws = raws
         self.rng = rng
         mix = {
@@ -131,6 +144,7 @@ class Sampler:
             for k, v in shares.items()
             if (self.by_source.get(k))
             or (k == "synthetic" and synth)
+            or (k == "lines" and self.lines)
             or (k == "raw_negative" and raws)
         }
         self.names = list(mix)
@@ -146,6 +160,8 @@ class Sampler:
             wins, labs = self.synth
             i = int(rng.integers(len(wins)))
             x, b = wins[i].astype(np.float32), labs[i]
+        elif src == "lines":
+            x, b = crop(self.lines[int(rng.integers(len(self.lines)))], rng, WINDOW)
         elif src == "raw_negative":
             full = self.raws[int(rng.integers(len(self.raws)))]
             H, W = full.shape
@@ -174,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         required=True,
         help="a synthetic window set (python -m export.data.detection --out DIR --count N)",
+    )
+    p.add_argument(
+        "--lines",
+        type=Path,
+        help="synthetic survey lines (python -m export.data.synth_lines --out DIR --count N)",
     )
     p.add_argument("--minutes", type=float, default=55.0)
     p.add_argument("--eval-min", type=float, default=10.0)
@@ -225,13 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     for path, (t0, t1) in RAW_NEGATIVES.items():
         full = device_processed(path)
         raws.append(full[:, t0:t1])
-    sampler = Sampler(records, synth, raws, rng, mix)
+    lines = load_lines(args.lines) if args.lines else None
+    sampler = Sampler(records, synth, raws, rng, mix, lines)
     val = {
         s: [r for r in records if r.source == s and r.split == "val"]
         for s in ("morocco", "sns", "concretenet")
     }
     counts: dict[str, int | list[int]] = {s: len(v) for s, v in sampler.by_source.items()}
     counts["synthetic"] = 0 if synth is None else len(synth[0])
+    counts["lines"] = len(lines or [])
     counts["raw_negative_traces"] = [r.shape[1] for r in raws]
     log.info(
         "train pool %s, mix %s", counts, dict(zip(sampler.names, sampler.p.round(3), strict=False))

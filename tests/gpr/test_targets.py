@@ -18,7 +18,7 @@ import pytest
 
 from edge.config import StationConfig
 from edge.gpr.bscan import BscanWindow
-from edge.gpr.dedup import SameTarget, box_overlap, deduplicate
+from edge.gpr.dedup import CavityCandidate, SameTarget, box_overlap, deduplicate, merge
 from edge.gpr.detector import Detection
 from edge.gpr.hyperbola import FitGates, HyperbolaFit, fit_box, implausible
 from edge.gpr.stream import CavityPipeline, build_detector
@@ -217,3 +217,44 @@ def test_a_hyperbola_seen_at_two_scales_is_one_cavity():
     assert msgs[0]["detections"] == len(near) >= 2
     assert abs(msgs[0]["trace"] - truth.apex_trace) <= 3
     assert msgs[0]["depth_top_m"] == pytest.approx(truth.depth_top_m, rel=0.1)
+
+
+def _candidate(confidence: float, window_traces: int, radius_m: float) -> CavityCandidate:
+    return CavityCandidate(
+        cls="pipe",
+        confidence=confidence,
+        channel=0,
+        apex_trace=450.0 + window_traces / 256,
+        distance_m=22.5,
+        depth_top_m=0.8 + radius_m / 10,
+        width_m=2 * radius_m,
+        height_m=2 * radius_m,
+        velocity_m_per_ns=0.1,
+        velocity_source="fit",
+        t0_ns=16.0,
+        trace_range=(420, 480),
+        time_range_ns=(14.0, 30.0),
+        radius_m=radius_m,
+        width_source="radius",
+        window_traces=window_traces,
+    )
+
+
+def test_a_merged_target_is_sized_by_its_narrowest_window_with_the_groups_confidence():
+    """A pipe found in a 256-trace window (score 0.6, radius 0.05 m) and in 512- and
+    1024-trace windows (scores 0.9 and 0.8, radii 0.09 and 0.12 m: their boxes are coarser
+    along track): one cavity, its fit from the 256-trace window, its confidence 0.9."""
+    fine = _candidate(0.6, 256, 0.05)
+    group = [_candidate(0.9, 512, 0.09), fine, _candidate(0.8, 1024, 0.12)]
+    cavity = merge(group)
+    assert cavity.detections == 3
+    assert cavity.best.confidence == 0.9
+    assert cavity.width_m == cavity.best.width_m == pytest.approx(0.1)
+    assert cavity.best.radius_m == 0.05
+    assert (cavity.best.apex_trace, cavity.best.depth_top_m) == (
+        fine.apex_trace,
+        fine.depth_top_m,
+    )
+    # among windows of one width the most confident member is the fit, as before
+    same_width = [_candidate(0.6, 256, 0.05), _candidate(0.7, 256, 0.06)]
+    assert merge(same_width).best.radius_m == 0.06
