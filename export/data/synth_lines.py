@@ -98,10 +98,8 @@ def random_layers(rng: np.random.Generator) -> list[tuple[float, float]]:
     ]
 
 
-def render(seed: int, workdir: Path) -> Line:
-    """One random line, written as a DZT and processed by the device pipeline."""
-    from export.train.real_detector import device_processed
-
+def raw_line(seed: int, path: Path) -> list[Reflector]:
+    """Write the random line of ``seed`` as a DZT at ``path``; its (visible) targets."""
     if seed == DEMO_SEED:
         raise ValueError(f"seed {DEMO_SEED} is the demo line's; it is kept out of training")
     rng = np.random.default_rng(seed)
@@ -111,8 +109,16 @@ def render(seed: int, workdir: Path) -> Line:
     # detector to see targets in noise).
     visible = [t for t, ref in zip(targets, drawn, strict=True) if _snr(ref) >= MIN_LINE_SNR]
     data, reflectors = gpr_line(seed, visible, layers)
-    path = workdir / f"line_{seed}.DZT"
     write_dzt(path, data)
+    return reflectors
+
+
+def render(seed: int, workdir: Path) -> Line:
+    """One random line, written as a DZT and processed by the device pipeline."""
+    from export.train.real_detector import device_processed
+
+    path = workdir / f"line_{seed}.DZT"
+    reflectors = raw_line(seed, path)
     processed = device_processed(str(path))
     path.unlink()
     dt = GPR_RANGE_NS / GPR_SAMPLES

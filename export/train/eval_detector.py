@@ -10,6 +10,8 @@ Sets (:mod:`export.data.real_bscan`, split ``val``):
   NMS; class-agnostic
   (every box is a point diffractor = ``pipe``): AP@0.5, recall at precision >= 0.8, and
   recall / precision at the device threshold.
+- Held-out synthetic survey lines (``--lines N``, :func:`score_lines`): recall, class
+  accuracy, false reports per line and depth error through the real pipeline.
 - Raw files through the real pipeline (:func:`edge.gpr.stream.detect_file` with
   ``firmware_config/gpr_unit.toml``, its ``[gpr.windows] scales`` replaced by ``--scales``
   when given): the boxes per file with their trace / time ranges.
@@ -273,6 +275,66 @@ def raw_files(
     return out
 
 
+def score_lines(
+    model: str,
+    count: int,
+    threshold: float = 0.5,
+    scales: Sequence[float] | None = None,
+    seed: int = 2,
+) -> dict[str, Any]:
+    """Targets found on ``count`` held-out synthetic survey lines (:mod:`export.data.synth_lines`,
+    seeds ``seed * 1000 + i``; training uses seed 1) through the real pipeline
+    (:func:`edge.gpr.stream.detect_file`, ``firmware_config/gpr_unit.toml``, its scales or
+    ``scales``). A target is found when a reported cavity's apex is within 0.5 m along track
+    and its depth to top within 25 %; every other report is a false one."""
+    import tempfile
+
+    from edge.config import load_config
+    from edge.gpr.stream import detect_file
+    from export.data.samples import GPR_DX_M
+    from export.data.synth_lines import raw_line
+
+    cfg = load_config(CONFIG)
+    if scales is not None:
+        cfg = with_scales(cfg, scales)
+    det = load_detector(model, threshold)
+    targets = found = same_class = false = 0
+    depth_errors: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(count):
+            path = Path(tmp) / f"line_{i}.DZT"
+            truths = raw_line(seed * 1000 + i, path)
+            reports = detect_file(str(path), cfg, detector=det)
+            left = list(reports)
+            for t in truths:
+                near = [
+                    m
+                    for m in left
+                    if abs(m["trace"] * GPR_DX_M - t.x0_m) <= 0.5
+                    and abs(m["depth_top_m"] - t.depth_top_m) <= 0.25 * t.depth_top_m
+                ]
+                targets += 1
+                if not near:
+                    continue
+                m = min(near, key=lambda m: abs(m["trace"] * GPR_DX_M - t.x0_m))
+                left.remove(m)
+                found += 1
+                same_class += m["class"] == t.cls
+                depth_errors.append(abs(m["depth_top_m"] - t.depth_top_m) / t.depth_top_m)
+            false += len(left)
+    return {
+        "lines": count,
+        "targets": targets,
+        "recall": round(found / max(targets, 1), 4),
+        "class_accuracy": round(same_class / max(found, 1), 4),
+        "false_reports_per_line": round(false / max(count, 1), 3),
+        "median_depth_error": round(float(np.median(depth_errors)), 4) if depth_errors else None,
+        "protocol": "60 m, 400 MHz lines (export.data.synth_lines, seed "
+        f"{seed}) through detect_file with firmware_config/gpr_unit.toml; found = apex within "
+        "0.5 m and depth within 25 %",
+    }
+
+
 def score_synthetic(det: Any, root: Path) -> dict[str, Any]:
     """mAP@0.5 / recall on a synthetic window set (``python -m export.data.synth_bscan``)."""
     from export.data.detection import read_dataset
@@ -297,9 +359,11 @@ def evaluate_model(
     synthetic: Path | None = None,
     configs: list[Path] | None = None,
     scales: Sequence[float] | None = None,
+    lines: int = 0,
 ) -> dict[str, Any]:
     """Every held-out set (and the raw files) for one model; ``scales`` None: scale 1 for the
-    tiles, the config's own scales for the raw files."""
+    tiles, the config's own scales for the raw files; ``lines`` held-out synthetic survey
+    lines through the pipeline."""
     from export.data.real_bscan import load_concretenet, load_morocco, load_sns
 
     det = load_detector(model, threshold)
@@ -318,6 +382,8 @@ def evaluate_model(
         )
     if synthetic is not None:
         res["synthetic"] = score_synthetic(det, synthetic)
+    if lines:
+        res["synthetic_lines"] = score_lines(model, lines, threshold, scales)
     if raw:
         res["raw_files"] = raw_files(model, threshold, scales=scales)
         for extra in configs or []:
@@ -368,6 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         "(each >= 1; as [gpr.windows] scales): the tiles, and the raw files' config",
     )
     p.add_argument("--synthetic", type=Path, help="also a synthetic window set (seed 2)")
+    p.add_argument(
+        "--lines",
+        type=int,
+        default=0,
+        help="also this many held-out synthetic survey lines through the pipeline",
+    )
     p.add_argument("--json", type=Path)
     p.add_argument(
         "--write-manifest",
@@ -383,7 +455,13 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--scales {args.scales}: {exc.errors()[0]['msg']}")
     results = [
         evaluate_model(
-            m, args.threshold, not args.no_raw, args.synthetic, args.raw_config, args.scales
+            m,
+            args.threshold,
+            not args.no_raw,
+            args.synthetic,
+            args.raw_config,
+            args.scales,
+            args.lines,
         )
         for m in args.models
     ]
