@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         "--scales",
         type=float,
         nargs="+",
-        default=[1.0],
-        help="[gpr.windows] scales: window widths as multiples of the width (each >= 1)",
+        help="[gpr.windows] scales: window widths as multiples of the width (each >= 1; "
+        "default: the config's default)",
     )
     parser.add_argument(
         "--sizes", default="1000,10000,100000", help="DZT file sizes in traces ('' = none)"
@@ -126,7 +126,7 @@ def stream_throughput(args: argparse.Namespace) -> int:
                 "gpr": {
                     "source": "tcp://127.0.0.1:9",
                     "detector": {"model": args.model},
-                    "windows": {"scales": args.scales},
+                    "windows": {} if args.scales is None else {"scales": args.scales},
                 },
             }
         )
@@ -160,7 +160,7 @@ def stream_throughput(args: argparse.Namespace) -> int:
     stats = pipe.stats()
     print(
         f"cpu cores {os.cpu_count()}, {args.channels} channel(s) x {n} traces x 512 samples, "
-        f"chunk {args.chunk}, window scales {args.scales}, {stats['windows']} windows, "
+        f"chunk {args.chunk}, window scales {cfg.gpr.windows.scales}, {stats['windows']} windows, "
         f"{messages} cavity messages"
     )
     print(f"sustained {rate:.0f} traces/s (all channels) in {wall:.2f} s")

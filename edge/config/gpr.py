@@ -136,6 +136,8 @@ class WindowsSection(Section):
     window (close trace spacing, deep or slow ground) is seen whole at a larger scale. The
     boxes of all scales go through the one de-duplication. Detector time grows with the sum
     of 1/s over the scales (a window of 2x the traces covers twice the line in one run).
+    Default ``[1, 2, 4]`` (1.75x the windows of ``[1]``): radars, trace spacings and depths
+    the project has not seen put hyperbolas of any width into a 256-trace window.
     """
 
     width_traces: int | None = Field(default=None, ge=8)
@@ -143,7 +145,7 @@ class WindowsSection(Section):
     overlap: float = Field(default=0.5, ge=0.0, lt=1.0)
     time_range_ns: float | None = Field(default=None, gt=0)
     scales: list[Annotated[float, Field(ge=1.0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [1.0], min_length=1
+        default_factory=lambda: [1.0, 2.0, 4.0], min_length=1
     )
 
     @field_validator("scales")

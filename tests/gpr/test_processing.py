@@ -107,7 +107,8 @@ def test_config_refuses_window_scales_below_one_repeated_or_none(scales):
     with pytest.raises(ValidationError) as err:
         GprSection.model_validate({"source": "tcp://127.0.0.1:1", "windows": {"scales": scales}})
     assert err.value.errors()[0]["loc"][:2] == ("windows", "scales")
-    assert GprSection.model_validate({"source": "tcp://127.0.0.1:1"}).windows.scales == [1.0]
+    default = GprSection.model_validate({"source": "tcp://127.0.0.1:1"}).windows.scales
+    assert default == [1.0, 2.0, 4.0]
 
 
 def test_windows_overlap_cover_every_trace_and_map_boxes():

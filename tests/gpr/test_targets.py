@@ -165,7 +165,7 @@ def test_fit_gates_refuse_implausible_targets():
 def test_2_7_ghz_data_under_a_400_mhz_config_is_processed_at_its_own_frequency(caplog):
     """Eight rebar 30 cm apart at 2.7 GHz, config antenna_mhz 400 (the old silent default): one
     warning names the estimate (within 25 % of 2.7 GHz), and the shipped detector finds rebar at
-    their depth (measured 6 of 8); processed with the 400 MHz band-pass it found none."""
+    their depth (measured 8 of 8); processed with the 400 MHz band-pass it found none."""
     scan = _rebar(0.30, n=8)
     block = _block(scan)
     found = {}
@@ -251,10 +251,10 @@ def _candidate(
     )
 
 
-def test_a_merged_target_is_sized_by_a_resolved_fit_from_its_narrowest_window():
-    """One pipe seen in windows of 256, 512 and 1024 traces. Its fit comes from a member
-    that resolved a radius, the narrowest such window, the most confident there; the
-    cavity reports the group's highest confidence."""
+def test_a_merged_target_is_sized_by_its_narrowest_window_preferring_a_resolved_fit():
+    """One pipe seen in windows of 256, 512 and 1024 traces. Its fit comes from the
+    narrowest window, from a member there that resolved a radius, the most confident of
+    those; the cavity reports the group's highest confidence."""
     fine = _candidate(0.6, 256, 0.05)
     group = [_candidate(0.9, 512, 0.09), fine, _candidate(0.8, 1024, 0.12)]
     cavity = merge(group)
@@ -265,12 +265,12 @@ def test_a_merged_target_is_sized_by_a_resolved_fit_from_its_narrowest_window():
         fine.apex_trace,
         fine.depth_top_m,
     )
-    # a narrower window whose fit resolved no radius (width = the Fresnel bound) gives way
-    unresolved = [_candidate(0.7, 256, None), _candidate(0.6, 512, 0.05)]
-    assert merge(unresolved).best.radius_m == 0.05
-    assert merge(unresolved).best.width_source == "radius"
-    # nothing resolved: the narrowest window's Fresnel bound
-    assert merge([_candidate(0.9, 512, None, 0.4), _candidate(0.5, 256, None)]).width_m == 0.64
+    # in the narrowest window a resolved radius wins over a more confident Fresnel bound...
+    narrow = [_candidate(0.7, 256, None), _candidate(0.6, 256, 0.05), _candidate(0.9, 512, 0.1)]
+    assert merge(narrow).best.radius_m == 0.05
+    assert merge(narrow).best.width_source == "radius"
+    # ...but a wider window's resolved radius does not (its box, so its fit, is coarser)
+    assert merge([_candidate(0.9, 512, 0.1), _candidate(0.5, 256, None)]).width_m == 0.64
     # among windows of one width the most confident member is the fit, as before
     same_width = [_candidate(0.6, 256, 0.05), _candidate(0.7, 256, 0.06)]
     assert merge(same_width).best.radius_m == 0.06
