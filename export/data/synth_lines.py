@@ -6,7 +6,7 @@ in chunks and cuts windows of ``width_traces x scale`` traces across it. This mo
 lines like the demo's (:func:`export.data.samples.gpr_line`: a 60 m, 400 MHz GSSI line with
 direct wave, antenna ringing, undulating layers and stones) with random targets, layers and
 noise seeds, writes each as a DZT and runs the device pipeline over it
-(:func:`export.train.real_detector.device_processed`), so training sees exactly the
+(:func:`export.data.device_lines.device_processed`), so training sees exactly the
 processed line the detector sees. The demo line itself (seed 11, :data:`GPR_TARGETS`) is
 never written here: it stays a check.
 
@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from export.data.device_lines import device_processed
 from export.data.samples import (
     GPR_DX_M,
     GPR_F_GHZ,
@@ -115,8 +116,6 @@ def raw_line(seed: int, path: Path) -> list[Reflector]:
 
 def render(seed: int, workdir: Path) -> Line:
     """One random line, written as a DZT and processed by the device pipeline."""
-    from export.train.real_detector import device_processed
-
     path = workdir / f"line_{seed}.DZT"
     reflectors = raw_line(seed, path)
     processed = device_processed(str(path))

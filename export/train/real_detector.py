@@ -27,20 +27,16 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from edge.gpr.detector import WINDOW, Detection, normalise_window
+from export.data.device_lines import device_processed
 from export.data.paths import data_root
 from export.data.real_bscan import CLASSES, Record, load_all, sample_window
 from export.data.synth_lines import Line, crop
 from export.data.synth_lines import load as load_lines
-
-if TYPE_CHECKING:
-    from edge.gpr.bscan import BscanWindow
-    from edge.gpr.dedup import CavityCandidate
 
 log = logging.getLogger("train_real")
 
@@ -57,40 +53,6 @@ RAW_NEGATIVES = {  # file -> trace range free of labelled / visible targets
     str(data_root() / "gpr/gprpy/XLINE00.DT1"): (0, 300),
     str(data_root() / "gpr/impdar/test_gssi.DZT"): (0, None),
 }
-CONFIG = Path(__file__).resolve().parents[2] / "firmware_config" / "gpr_unit.toml"
-
-
-def device_processed(path: str, config: Path = CONFIG) -> np.ndarray:
-    """A raw file's processed line ``(samples, traces)`` exactly as the pipeline windows it."""
-    from edge.config import load_config
-    from edge.gpr import stream as pipeline
-    from edge.gpr.formats.readers import read_gpr
-
-    got: list[tuple[int, np.ndarray]] = []
-
-    class _Recorder:
-        classes, input_hw, score_threshold = CLASSES, WINDOW, 1.0
-
-        def detect(self, windows: np.ndarray) -> list[list[Detection]]:
-            return [[] for _ in windows]
-
-    class _RecordingPipeline(pipeline.CavityPipeline):
-        """The device pipeline, keeping every window it hands to the detector."""
-
-        def _detect(self, windows: list[BscanWindow]) -> list[CavityCandidate]:
-            got.extend((w.first_trace, w.data) for w in windows)
-            return super()._detect(windows)
-
-    # What pipeline.detect_file does, with the recording pipeline.
-    block = read_gpr(path)
-    pipe = _RecordingPipeline(load_config(config), block, _Recorder())
-    pipe.feed(block)
-    pipe.flush()
-    n = max(a + d.shape[1] for a, d in got)
-    full = np.zeros((got[0][1].shape[0], n), np.float32)
-    for a, d in got:
-        full[:, a : a + d.shape[1]] = d
-    return full
 
 
 def load_synthetic(root: Path) -> tuple[np.ndarray, list[np.ndarray]]:
