@@ -420,25 +420,39 @@ def write_windows(
     return n
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
     import json
-    import sys
 
+    p = argparse.ArgumentParser(
+        description="Summarise the real labelled GPR sets; draw overlays or write windows."
+    )
+    p.add_argument(
+        "overlays", nargs="?", type=Path, help="draw some crops with their boxes into this folder"
+    )
+    p.add_argument(
+        "--write-windows",
+        nargs=2,
+        metavar=("OUT", "KIND"),
+        help="write detector windows of the val split (KIND val) or every 8th train image "
+        "(KIND calibration) under OUT",
+    )
+    args = p.parse_args(argv)
+    if args.write_windows and args.write_windows[1] not in ("val", "calibration"):
+        p.error(f"--write-windows KIND is val or calibration, not {args.write_windows[1]!r}")
     recs = load_all()
-    if len(sys.argv) > 2 and sys.argv[1] == "--write-windows":
-        # python -m export.data.real_bscan --write-windows OUT val|calibration
+    if args.write_windows:
         from edge.gpr.detector import WINDOW
 
-        kind = sys.argv[3]
+        out, kind = args.write_windows
         pick = [r for r in recs if r.split == ("val" if kind == "val" else "train")]
         if kind == "calibration":
             pick = pick[::8]
-        print(write_windows(pick, Path(sys.argv[2]), WINDOW, 0 if kind == "val" else 1), "windows")
-        raise SystemExit(0)
+        print(write_windows(pick, Path(out), WINDOW, 0 if kind == "val" else 1), "windows")
+        return 0
     print(json.dumps(summary(recs), indent=1))
-    if len(sys.argv) > 1:  # draw the crops with boxes for a visual check
-        outdir = Path(sys.argv[1])
-        outdir.mkdir(parents=True, exist_ok=True)
+    if args.overlays is not None:  # draw the crops with boxes for a visual check
+        args.overlays.mkdir(parents=True, exist_ok=True)
         for r in recs[:: max(1, len(recs) // 40)] + [r for r in recs if r.source != "morocco"][::7]:
             im = cv2.cvtColor(
                 ((r.image + 1) * 127.5).clip(0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR
@@ -451,4 +465,9 @@ if __name__ == "__main__":
                     (0, 0, 255) if c == PIPE else (0, 255, 0),
                     2,
                 )
-            cv2.imwrite(str(outdir / f"{r.source}_{Path(r.name).stem}.png"), im)
+            cv2.imwrite(str(args.overlays / f"{r.source}_{Path(r.name).stem}.png"), im)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
