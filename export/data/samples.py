@@ -296,6 +296,19 @@ GPR_TARGETS = (
 )
 
 
+def line_reflectors(targets: Sequence[tuple[str, float, float, float]]) -> list[Reflector]:
+    """The reflectors of ``targets`` (as :data:`GPR_TARGETS`) in the demo line's ground: an
+    air-filled cavity or a metal pipe (r = -1) at velocity ``GPR_V``."""
+    eps_host = (C_AIR / GPR_V) ** 2
+    cavity_r = reflection_coefficient(eps_host, 1.0)
+    return [
+        Reflector(cls, x0, depth, radius, GPR_V, cavity_r, C_AIR)
+        if cls == "cavity"
+        else Reflector(cls, x0, depth, radius, GPR_V, -1.0, 0.0)
+        for cls, x0, depth, radius in targets
+    ]
+
+
 def gpr_line(
     seed: int = 11,
     targets: Sequence[tuple[str, float, float, float]] = GPR_TARGETS,
@@ -319,15 +332,9 @@ def gpr_line(
     data += 0.8 * ring[:, None]
     for t_layer, amp in layers:
         add_event(data, t_layer + 1.5 * np.sin(x / 9.0), np.full(n, amp), dt, GPR_T0_INDEX, f)
-    eps_host = (C_AIR / v) ** 2
-    reflectors = []
-    for cls, x0, depth, radius in targets:
-        if cls == "cavity":
-            ref = Reflector(cls, x0, depth, radius, v, reflection_coefficient(eps_host, 1.0), C_AIR)
-        else:
-            ref = Reflector(cls, x0, depth, radius, v, -1.0, 0.0)
+    reflectors = line_reflectors(targets)
+    for ref in reflectors:
         render_reflector(data, ref, x, dt, GPR_T0_INDEX, f, 3.0, 0.02, 12.0)
-        reflectors.append(ref)
     for _ in range(30):
         stone = Reflector(
             "clutter",

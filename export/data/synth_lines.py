@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edge.config.gpr import WindowsSection
+from edge.gpr.stream import DEFAULT_WIDTH_TRACES
 from export.data.device_lines import device_processed
 from export.data.samples import (
     GPR_DX_M,
@@ -38,14 +40,15 @@ from export.data.samples import (
     GPR_T0_INDEX,
     GPR_TRACES,
     gpr_line,
+    line_reflectors,
     write_dzt,
 )
 from export.data.synth_bscan import CLASSES, Reflector, _beam_half_angle, _truth, apex_snr
 
 #: The demo line's seed: never used for a training line.
 DEMO_SEED = 11
-#: Window widths the device cuts at scales 1, 2, 4 of its 256-trace window.
-CROP_TRACES = (256, 512, 1024)
+#: Window widths the device cuts by default (``[gpr.windows] scales`` of its 256-trace window).
+CROP_TRACES = tuple(round(s * DEFAULT_WIDTH_TRACES) for s in WindowsSection().scales)
 #: A target's box must lie at least this much inside a crop to be labelled; a target cut
 #: more than that with its box overlapping the crop by more than ``AMBIGUOUS`` rejects it.
 KEEP_INSIDE, AMBIGUOUS = 0.5, 0.15
@@ -105,9 +108,9 @@ def raw_line(seed: int, path: Path) -> list[Reflector]:
         raise ValueError(f"seed {DEMO_SEED} is the demo line's; it is kept out of training")
     rng = np.random.default_rng(seed)
     targets, layers = random_targets(rng), random_layers(rng)
-    _, drawn = gpr_line(seed, targets, layers)
     # Targets too weak to see are neither drawn nor labelled (a label on noise teaches the
     # detector to see targets in noise).
+    drawn = line_reflectors(targets)
     visible = [t for t, ref in zip(targets, drawn, strict=True) if _snr(ref) >= MIN_LINE_SNR]
     data, reflectors = gpr_line(seed, visible, layers)
     write_dzt(path, data)
@@ -154,7 +157,8 @@ def crop(
     boxes: list[tuple[int, float, float, float, float]] = []
     c0, width = 0, n
     for _ in range(tries):
-        width = min(n, round(CROP_TRACES[int(rng.integers(3))] * rng.uniform(0.85, 1.15)))
+        width = CROP_TRACES[int(rng.integers(len(CROP_TRACES)))]
+        width = min(n, round(width * rng.uniform(0.85, 1.15)))
         c0 = int(rng.integers(0, n - width + 1))
         boxes, ambiguous = [], False
         for b in line.boxes:
