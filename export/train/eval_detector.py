@@ -243,6 +243,15 @@ def with_scales(cfg: StationConfig, scales: Sequence[float]) -> StationConfig:
     return cfg.model_copy(update={"gpr": cfg.gpr.model_copy(update={"windows": windows})})
 
 
+def station_config(config: Path, scales: Sequence[float] | None) -> StationConfig:
+    """The station config the pipeline runs with: ``config``, its scales replaced by
+    ``scales`` when given."""
+    from edge.config import load_config
+
+    cfg = load_config(config)
+    return cfg if scales is None else with_scales(cfg, scales)
+
+
 def raw_files(
     model: str,
     threshold: float = 0.5,
@@ -251,12 +260,9 @@ def raw_files(
 ) -> dict[str, Any]:
     """Boxes the real pipeline reports on each raw file (trace / time ranges, scores), with
     the config's window scales or ``scales``."""
-    from edge.config import load_config
     from edge.gpr.stream import detect_file
 
-    cfg = load_config(config)
-    if scales is not None:
-        cfg = with_scales(cfg, scales)
+    cfg = station_config(config, scales)
     det = load_detector(model, threshold)
     out = {}
     for name, path in RAW_FILES.items():
@@ -289,14 +295,11 @@ def score_lines(
     and its depth to top within 25 %; every other report is a false one."""
     import tempfile
 
-    from edge.config import load_config
     from edge.gpr.stream import detect_file
     from export.data.samples import GPR_DX_M
     from export.data.synth_lines import raw_line
 
-    cfg = load_config(CONFIG)
-    if scales is not None:
-        cfg = with_scales(cfg, scales)
+    cfg = station_config(CONFIG, scales)
     det = load_detector(model, threshold)
     targets = found = same_class = false = 0
     depth_errors: list[float] = []
