@@ -61,6 +61,17 @@ AGREE_SAMPLES = 2.0
 PLAUSIBLE_RATIO = 2.5
 #: The envelope peak must stand this many times above the median envelope of the trace.
 MIN_CONTRAST = 4.0
+#: Traces (of the first channel, spread evenly over the block) whose first strong arrival is
+#: picked to tell a gather from a profile (:func:`arrival_moveout`).
+MOVEOUT_TRACES = 256
+#: A gather's first arrival moves steadily: a straight line explains at least this share of
+#: the picks' variance ...
+GATHER_MIN_R2 = 0.9
+#: ... by at least this many ns per trace (an antenna separation step of 3 mm in air; a
+#: profile's time-zero drift is orders of magnitude slower) ...
+GATHER_MIN_NS_PER_TRACE = 0.01
+#: ... and by at least this many pulse lengths (envelope widths at half height) in all.
+GATHER_MIN_PULSES = 3.0
 
 TimeZeroSetting = Literal["auto", "header"] | float
 
@@ -112,6 +123,70 @@ class LineCalibration:
             if dw is None or dw.dominant_mhz is None
             else round(dw.dominant_mhz, 1),
         }
+
+
+@dataclass(frozen=True)
+class Moveout:
+    """How the first strong arrival moves across a block's traces.
+
+    ``ns_per_trace`` the straight-line slope of the picks, ``total_ns`` that slope over the
+    block's traces, ``r2`` the share of the picks' variance the line explains, ``pulse_ns``
+    the median envelope width at half height of the picked arrivals.
+    """
+
+    ns_per_trace: float
+    total_ns: float
+    r2: float
+    pulse_ns: float
+
+    @property
+    def is_gather(self) -> bool:
+        """A CMP or WARR gather: the direct wave moves out steadily with the antenna
+        separation (a common-offset profile keeps it at one time)."""
+        return (
+            self.r2 >= GATHER_MIN_R2
+            and abs(self.ns_per_trace) >= GATHER_MIN_NS_PER_TRACE
+            and abs(self.total_ns) >= GATHER_MIN_PULSES * self.pulse_ns
+        )
+
+
+def arrival_moveout(samples: np.ndarray, dt_ns: float) -> Moveout | None:
+    """The moveout of the first strong arrival over the traces of ``(C, S, N)`` raw samples.
+
+    Per trace of the first channel (up to :data:`MOVEOUT_TRACES`, evenly spread), the first
+    sample whose envelope reaches :data:`STRONG_SHARE` of the trace's largest envelope value in
+    its first half (the direct wave's rise); traces without a clear arrival
+    (:data:`MIN_CONTRAST`) are left out. A straight line is fitted to the picks (ns) against
+    the trace index, picks more than 3 robust standard deviations off it dropped once. None
+    when fewer than 8 traces show an arrival.
+    """
+    n_samples, n = samples.shape[1], samples.shape[2]
+    if n < 8 or n_samples < 8:
+        return None
+    cols = np.unique(np.linspace(0, n - 1, min(n, MOVEOUT_TRACES)).round().astype(int))
+    x = np.asarray(samples[0][:, cols], np.float64)
+    env = np.abs(hilbert(x - np.median(x, axis=0), axis=0))
+    early = env[: max(n_samples // 2, 4)]
+    top = early.max(axis=0)
+    clear = (top > 0) & (top >= MIN_CONTRAST * np.median(env, axis=0))
+    if clear.sum() < 8:
+        return None
+    picks = np.argmax(early >= STRONG_SHARE * top, axis=0)
+    traces = cols[clear].astype(np.float64)
+    times = picks[clear] * dt_ns
+    keep = np.ones(len(times), bool)
+    for _ in range(2):
+        slope, intercept = np.polyfit(traces[keep], times[keep], 1)
+        resid = times - (slope * traces + intercept)
+        spread = 1.4826 * float(np.median(np.abs(resid[keep]))) + 1e-9
+        keep = np.abs(resid) <= 3.0 * spread + dt_ns
+    variance = float(times[keep].var())
+    r2 = 1.0 - float(resid[keep].var()) / variance if variance > 0 else 0.0
+    widths = [
+        2 * _half_width(env[:, j], int(np.argmax(env[: max(n_samples // 2, 4), j])))
+        for j in np.nonzero(clear)[0]
+    ]
+    return Moveout(float(slope), float(slope) * (n - 1), r2, float(np.median(widths)) * dt_ns)
 
 
 def mean_trace(samples: np.ndarray, max_traces: int = MAX_TRACES) -> np.ndarray:

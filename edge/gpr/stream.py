@@ -23,7 +23,12 @@ from edge.errors import ConfigError, InputError
 from edge.gpr.bscan import BscanWindow, BscanWindower, box_to_profile
 from edge.gpr.dedup import Cavity, CavityCandidate, Deduplicator, SameTarget
 from edge.gpr.detector import CavityDetector, Detection
-from edge.gpr.directwave import LineCalibration, TimeZeroSetting, calibrate_line
+from edge.gpr.directwave import (
+    LineCalibration,
+    TimeZeroSetting,
+    arrival_moveout,
+    calibrate_line,
+)
 from edge.gpr.formats.readers import read_gpr
 from edge.gpr.hyperbola import FitGates, fit_box, fresnel_radius_m, implausible, not_a_diffraction
 from edge.gpr.positioning import LivePositioner, TrackPositioner, read_nmea_log
@@ -86,11 +91,23 @@ def build_positioner(gpr: GprSection, crs: str, block: TraceBlock) -> TrackPosit
 
 def require_profile(block: TraceBlock) -> None:
     """InputError (one line) unless ``block`` is a reflection profile: a CMP or WARR gather's
-    traces differ by antenna separation, not position, and hold no hyperbolas to detect."""
+    traces differ by antenna separation, not position, and hold no hyperbolas to detect.
+
+    A gather is known from the header's survey mode where the format has one (DT1), and from
+    the data otherwise (DZT has no such field): its direct wave moves out steadily across the
+    traces (:func:`~edge.gpr.directwave.arrival_moveout`), a profile's stays at one time.
+    """
     if block.survey_mode != "reflection":
         raise InputError(
             f"{block.source}: a {block.survey_mode.upper()} gather (the header's survey "
             "mode), not a reflection profile: cavity detection needs a common-offset line"
+        )
+    moveout = arrival_moveout(block.samples, block.dt_ns)
+    if moveout is not None and moveout.is_gather:
+        raise InputError(
+            f"{block.source}: looks like a CMP or WARR gather, not a reflection profile: the "
+            f"first arrival moves {moveout.total_ns:+.1f} ns across {block.n_traces} traces "
+            f"(steadily, R^2 {moveout.r2:.2f}); cavity detection needs a common-offset line"
         )
 
 

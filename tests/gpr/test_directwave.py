@@ -6,18 +6,22 @@ under a 400 MHz config, and the real FILE____032.DZT (position 0, direct wave at
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from edge.config import StationConfig
-from edge.gpr.directwave import calibrate_line, find_direct_wave
+from edge.errors import InputError
+from edge.gpr.directwave import arrival_moveout, calibrate_line, find_direct_wave
 from edge.gpr.formats.readers import read_gpr
 from edge.gpr.stream import CavityPipeline, build_detector
 from edge.gpr.traces import TraceBlock
-from export.data.synth_bscan import BScan, cylinder_scene
+from export.data.samples import gpr_line
+from export.data.synth_bscan import BScan, add_event, cylinder_scene
 from tests.helpers.data import GPRPY
-from tests.helpers.gpr_lines import synthetic_line, write_dzt
+from tests.helpers.gpr_lines import gpr_config, synthetic_line, write_dzt
 
 
 def _shifted(scan: BScan, shift_ns: float) -> np.ndarray:
@@ -178,3 +182,71 @@ def test_an_unknown_antenna_is_estimated_with_one_warning(caplog):
         block = TraceBlock(samples=data, dt_ns=scan.dt_ns, source="x", antenna_mhz=900.0)
         cal = calibrate_line(block, 0.0, 400.0)
     assert (cal.antenna_mhz, cal.antenna_source) == (900.0, "header") and not caplog.records
+
+
+def _warr(step_m: float, n_traces: int, f_ghz: float = 0.4) -> tuple[np.ndarray, float]:
+    """A WARR gather (samples, traces) and its ns per sample: the receiver steps ``step_m``
+    away from the transmitter (first separation 0.6 m), so the air wave arrives at
+    separation / 0.3 m/ns, the ground wave at separation / 0.1 m/ns and a reflector at 20 ns
+    zero-offset time along its normal-moveout hyperbola; direct waves weaken with separation."""
+    dt = 60.0 / 512
+    data = np.zeros((512, n_traces))
+    sep = 0.6 + step_m * np.arange(n_traces)
+    weak = 1.0 / np.maximum(sep, 0.3)
+    add_event(data, sep / 0.3, 8.0 * weak, dt, 16, f_ghz)
+    add_event(data, sep / 0.1, 4.0 * weak, dt, 16, f_ghz)
+    add_event(data, np.sqrt(20.0**2 + (sep / 0.1) ** 2), np.ones(n_traces), dt, 16, f_ghz)
+    data += np.random.default_rng(0).normal(0.0, 0.01, data.shape)
+    return data, dt
+
+
+@pytest.mark.parametrize(("step_m", "n_traces"), [(0.05, 120), (0.1, 40), (0.02, 256)])
+def test_a_warr_gathers_moving_direct_wave_marks_it_a_gather(step_m, n_traces):
+    """The air wave moves out by step / 0.3 ns per trace: the moveout is measured within 5 %
+    and the block is a gather."""
+    data, dt = _warr(step_m, n_traces)
+    moveout = arrival_moveout(data[None], dt)
+    assert moveout is not None and moveout.is_gather
+    assert moveout.ns_per_trace == pytest.approx(step_m / 0.3, rel=0.05)
+    assert moveout.r2 > 0.99
+
+
+def test_profiles_are_not_gathers():
+    """The bundled real files (pulseEKKO 50 MHz, SIR-3000 400 MHz), the demo line and
+    synthetic scenes at 400 MHz to 2.7 GHz keep their direct wave at one time: none is a
+    gather."""
+    blocks = [read_gpr(GPRPY / name) for name in ("XLINE00.DT1", "FILE____032.DZT")]
+    samples = [(b.samples, b.dt_ns) for b in blocks]
+    samples.append((gpr_line()[0][None], 60.0 / 512))
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        scan = cylinder_scene(
+            float(rng.uniform(4, 16)), [("cavity", 5.0, float(rng.uniform(0.3, 1.5)), 0.2)],
+            frequency_ghz=float(rng.choice([0.4, 0.9, 2.7])), n_traces=256,
+            seed=int(rng.integers(1000)),
+        )  # fmt: skip
+        samples.append((scan.data[None], scan.dt_ns))
+    for data, dt in samples:
+        moveout = arrival_moveout(data, dt)
+        assert moveout is not None and not moveout.is_gather, moveout
+
+
+def test_gpr_detect_refuses_a_dzt_warr_gather_with_one_line(tmp_path):
+    """DZT has no survey-mode field: a WARR recorded as a DZT is told from the data, and
+    ``geoedge gpr detect`` exits 2 with one line naming the file; the same gather as a live
+    line's first block is refused by the pipeline (the unit abandons that line)."""
+    data, dt = _warr(0.05, 120)
+    path = tmp_path / "WARR01.DZT"
+    write_dzt(path, data, data.shape[0] * dt, "5103", 20.0, position_ns=-16 * dt)
+    cfg = gpr_config(tmp_path, path.name)
+    run = subprocess.run(
+        [sys.executable, "-m", "edge", "gpr", "detect", str(path), "--config", str(cfg),
+         "--out", str(tmp_path / "out.json")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "WARR01.DZT" in lines[0] and "CMP or WARR gather" in lines[0]
+    assert not (tmp_path / "out.json").exists()
+    with pytest.raises(InputError, match="CMP or WARR gather"):
+        CavityPipeline(_config(), read_gpr(path), build_detector(_config().gpr))
