@@ -209,12 +209,15 @@ class PositioningSection(Section):
 class DedupSection(Section):
     """Same target (:mod:`edge.gpr.dedup`) when the boxes overlap by ``min_overlap`` of the
     smaller one and the apexes lie within the target's own fitted extent along track (never
-    farther than ``distance_m``), within ``depth_m`` in depth and ``channels`` channels."""
+    farther than ``distance_m``), within ``depth_m`` in depth and ``channels`` channels. A
+    candidate at most ``echo_m`` under another at the same apex is its echo (a void's bottom,
+    a pipe's ringing): one target, with the upper one's fit (0: echoes are targets)."""
 
     distance_m: float = Field(default=0.5, gt=0)
     depth_m: float = Field(default=0.3, gt=0)
     channels: int = Field(default=1, ge=0)
     min_overlap: float = Field(default=0.3, ge=0.0, le=1.0)
+    echo_m: float = Field(default=0.8, ge=0.0)
 
 
 class FitSection(Section):

@@ -12,13 +12,18 @@ hyperbolas (and boxes) overlap. Two candidates are the same target when
   the larger of their fitted widths (``width_m``), or the first Fresnel zone radius at their
   depth (``fresnel_m``: targets closer than that are not resolved apart), or ``tolerance_m``
   (about two trace spacings: the scatter of one apex fitted in two windows), whichever is
-  most, and never more than ``distance_m``; in depth no farther apart than ``depth_m``.
+  most, and never more than ``distance_m``; in depth no farther apart than ``depth_m``, or
+  than ``echo_m`` (the deeper one is an echo of the upper: an air void's bottom reflection,
+  a pipe's ringing; measured on held-out synthetic survey lines, 7 of 16 false reports were
+  such echoes 0.33-0.76 m under a target found at its top).
 
 Groups grow transitively (a void seen on channels 3, 4 and 5 is one cavity). The reported
 cavity takes its fit (apex, depth, width, velocity) from one member and the group's highest
 confidence, with the group's extent: all its channels and the union of trace ranges. The
-member chosen is, in this order, one from the narrowest window, one whose fit resolved a
-radius (otherwise the width is only a Fresnel-zone upper bound), the most confident.
+member chosen is one of the upper layer (within ``depth_m`` of the shallowest member: echoes
+are not the target's top), and there, in this order, one from the narrowest window, one
+whose fit resolved a radius (otherwise the width is only a Fresnel-zone upper bound), the
+most confident.
 Windows of several widths (``[gpr.windows] scales``) see one target: a wide window is
 resampled to the same detector input, so its box is coarser along track and its fit less
 precise (a 0.2 m pipe sized 0.19 m from a 256-trace window measured 0.27 m from a 768-trace
@@ -119,6 +124,7 @@ class SameTarget:
     channels: int
     min_overlap: float = 0.3
     tolerance_m: float = 0.0
+    echo_m: float = 0.0
 
     def __call__(self, a: CavityCandidate, b: CavityCandidate) -> bool:
         own = max(a.width_m / 2.0, b.width_m / 2.0, a.fresnel_m, b.fresnel_m)
@@ -127,14 +133,17 @@ class SameTarget:
             a.cls == b.cls
             and abs(a.channel - b.channel) <= self.channels
             and abs(a.distance_m - b.distance_m) <= reach
-            and abs(a.depth_top_m - b.depth_top_m) <= self.depth_m
+            and abs(a.depth_top_m - b.depth_top_m) <= max(self.depth_m, self.echo_m)
             and box_overlap(a, b) >= self.min_overlap
         )
 
 
-def merge(group: list[CavityCandidate]) -> Cavity:
-    """The cavity a group of candidates stands for (see the module docstring)."""
-    sized = min(group, key=lambda c: (c.window_traces, c.radius_m is None, -c.confidence))
+def merge(group: list[CavityCandidate], depth_m: float = np.inf) -> Cavity:
+    """The cavity a group of candidates stands for (see the module docstring): its fit
+    comes from the members within ``depth_m`` of the shallowest (deeper ones are echoes)."""
+    top = min(c.depth_top_m for c in group)
+    upper = [c for c in group if c.depth_top_m <= top + depth_m]
+    sized = min(upper, key=lambda c: (c.window_traces, c.radius_m is None, -c.confidence))
     best = replace(sized, confidence=max(c.confidence for c in group))
     heights = [c.height_m for c in group if c.height_m is not None]
     return Cavity(
@@ -171,11 +180,11 @@ class Deduplicator:
         limit = stream_distance_m - self.distance_m - self.horizon_m
         closed = [g for g in self._groups if max(c.distance_m for c in g) < limit]
         self._groups = [g for g in self._groups if max(c.distance_m for c in g) >= limit]
-        return [merge(g) for g in closed]
+        return [merge(g, self.same.depth_m) for g in closed]
 
     def flush(self) -> list[Cavity]:
         """Close every open group (end of stream)."""
-        out = [merge(g) for g in self._groups]
+        out = [merge(g, self.same.depth_m) for g in self._groups]
         self._groups = []
         return out
 

@@ -193,6 +193,7 @@ class CavityPipeline:
             gpr.dedup.channels,
             gpr.dedup.min_overlap,
             tolerance_m=2.0 * self.spacing_m,
+            echo_m=gpr.dedup.echo_m,
         )
         self.dedup = Deduplicator(same, horizon_m=horizon)
         self.traces_in = 0

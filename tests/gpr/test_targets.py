@@ -274,3 +274,29 @@ def test_a_merged_target_is_sized_by_its_narrowest_window_preferring_a_resolved_
     # among windows of one width the most confident member is the fit, as before
     same_width = [_candidate(0.6, 256, 0.05), _candidate(0.7, 256, 0.06)]
     assert merge(same_width).best.radius_m == 0.06
+
+
+def test_a_voids_bottom_echo_is_one_target_with_the_top_fit():
+    """An air-filled void's bottom echo (or a pipe's ringing) is a second hyperbola under the
+    target at the same apex: measured on a held-out synthetic line, a 0.38 m deep cavity
+    boxed at 0.376 m and again at 0.744 m. Within ``echo_m`` below, at the same apex, the two
+    are one target whose fit is the upper one's, whichever is more confident or from the
+    narrower window; with ``echo_m = 0`` (or farther along track than the target's extent)
+    they stay two."""
+    top = replace(_candidate(0.79, 512, None), depth_top_m=0.376, time_range_ns=(7.0, 20.0))
+    echo = replace(
+        _candidate(0.85, 256, None),
+        depth_top_m=0.744,
+        distance_m=top.distance_m + 0.02,
+        time_range_ns=(12.0, 26.0),
+    )
+    same = SameTarget(0.5, 0.3, 1, tolerance_m=0.1, echo_m=0.8)
+    (cavity,) = deduplicate([echo, top], same)
+    assert cavity.detections == 2 and cavity.best.confidence == 0.85
+    assert cavity.best.depth_top_m == 0.376 and cavity.best.window_traces == 512
+    assert len(deduplicate([echo, top], replace(same, echo_m=0.0))) == 2
+    aside = replace(echo, distance_m=top.distance_m + 0.4)  # beyond its Fresnel radius
+    assert len(deduplicate([aside, top], same)) == 2
+    # members within depth_m of each other are one layer: the usual rule picks the fit
+    close = replace(echo, depth_top_m=0.6)
+    assert deduplicate([close, top], same)[0].best.depth_top_m == 0.6
