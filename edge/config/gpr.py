@@ -223,12 +223,15 @@ class DedupSection(Section):
 class FitSection(Section):
     """Gates on a box's hyperbola fit (:func:`edge.gpr.hyperbola.implausible`): a fitted
     velocity outside ``velocity_min_m_per_ns``..``velocity_max_m_per_ns`` (the material's
-    range), an apex within ``apex_margin`` (share of the box) of its box's edge, or below the
-    window, and the box is counted, not reported."""
+    range), an apex within ``apex_margin`` (share of the box) of its box's edge, less than
+    ``direct_wave_periods`` antenna periods after time zero (the direct wave's own pulse and
+    ringing; 0: no such gate, or the antenna frequency unknown) or below the window, and the
+    box is counted, not reported."""
 
     velocity_min_m_per_ns: float = Field(default=0.05, gt=0.0)
     velocity_max_m_per_ns: float = Field(default=0.17, gt=0.0, le=0.3)
     apex_margin: float = Field(default=0.1, ge=0.0, lt=0.5)
+    direct_wave_periods: float = Field(default=1.0, ge=0.0, le=10.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> FitSection:

@@ -339,17 +339,21 @@ class FitGates:
     ~0.06 m/ns; air 0.3 is no ground); ``apex_margin``: the apex must lie this share of the box
     width inside its left and right edges (a box cut by a window edge holds half a hyperbola,
     whose whole is in the overlapping window), and in the upper ``1 - apex_margin`` of its box
-    in time (the flanks of a hyperbola run downwards from its apex).
+    in time (the flanks of a hyperbola run downwards from its apex); ``min_apex_ns``: the
+    apex two-way time after time zero must be at least this (earlier lies in the direct wave's
+    own pulse and ringing, where background removal leaves arcs that no target made).
     """
 
     velocity_m_per_ns: tuple[float, float] = (0.05, 0.17)
     apex_margin: float = 0.1
+    min_apex_ns: float = 0.0
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a fit is no plausible target: ``kind`` (``velocity``, ``apex_edge``,
-    ``below_window``: the key it is counted under) and a one-line ``message``."""
+    """Why a fit is no plausible target: ``kind`` (``velocity``, ``direct_wave``,
+    ``apex_edge``, ``below_window``: the key it is counted under) and a one-line
+    ``message``."""
 
     kind: str
     message: str
@@ -363,12 +367,17 @@ def implausible(
     gates: FitGates,
 ) -> Refusal | None:
     """Why the fit in ``box`` (window coordinates, as :func:`fit_box`) is no plausible target
-    (velocity outside the material's range, apex at the edge of its box, depth beyond the
-    window of ``n_rows`` samples), else None."""
+    (velocity outside the material's range, apex in the direct wave, apex at the edge of its
+    box, depth beyond the window of ``n_rows`` samples), else None."""
     lo, hi = gates.velocity_m_per_ns
     v = fit.fitted_velocity_m_per_ns
     if np.isfinite(v) and not lo <= v <= hi:
         return Refusal("velocity", f"fitted velocity {v:.3f} m/ns outside {lo}-{hi} m/ns")
+    if fit.t0_ns < gates.min_apex_ns:
+        return Refusal(
+            "direct_wave",
+            f"apex at {fit.t0_ns:.2f} ns, in the direct wave (before {gates.min_apex_ns:.2f} ns)",
+        )
     if fit.t0_ns > n_rows * dt_ns:
         window = n_rows * dt_ns
         return Refusal(

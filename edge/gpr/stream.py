@@ -203,8 +203,11 @@ class CavityPipeline:
         self.not_diffractions = 0
         #: Boxes whose fit is no plausible target, by :class:`~edge.gpr.hyperbola.Refusal` kind.
         self.fits_refused: dict[str, int] = {}
+        antenna = self.calibration.antenna_mhz
         self.gates = FitGates(
-            (gpr.fit.velocity_min_m_per_ns, gpr.fit.velocity_max_m_per_ns), gpr.fit.apex_margin
+            (gpr.fit.velocity_min_m_per_ns, gpr.fit.velocity_max_m_per_ns),
+            gpr.fit.apex_margin,
+            gpr.fit.direct_wave_periods * 1000.0 / antenna if antenna else 0.0,
         )
         self.timing = {"processing_s": 0.0, "detector_s": 0.0, "localisation_s": 0.0}
 

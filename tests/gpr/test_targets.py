@@ -20,10 +20,12 @@ from edge.config import StationConfig
 from edge.gpr.bscan import BscanWindow
 from edge.gpr.dedup import CavityCandidate, SameTarget, box_overlap, deduplicate, merge
 from edge.gpr.detector import Detection
+from edge.gpr.formats.readers import read_gpr
 from edge.gpr.hyperbola import FitGates, HyperbolaFit, fit_box, implausible
 from edge.gpr.stream import CavityPipeline, build_detector
 from edge.gpr.traces import TraceBlock
 from export.data.synth_bscan import C_AIR, BScan, cylinder_scene
+from tests.helpers.data import GPRPY
 from tests.helpers.gpr_lines import synthetic_line
 
 
@@ -300,3 +302,35 @@ def test_a_voids_bottom_echo_is_one_target_with_the_top_fit():
     # members within depth_m of each other are one layer: the usual rule picks the fit
     close = replace(echo, depth_top_m=0.6)
     assert deduplicate([close, top], same)[0].best.depth_top_m == 0.6
+
+
+def test_an_apex_in_the_direct_wave_is_refused():
+    """An apex less than ``direct_wave_periods`` antenna periods after time zero lies in the
+    direct wave's own pulse and ringing: refused as ``direct_wave``. The pipeline sets the
+    gate from the line's antenna frequency (400 MHz: 2.5 ns; 0 periods: no gate). On the
+    real pulseEKKO line (50 MHz, period 20 ns) with windows cut to 300 ns, the detector at a
+    0.2 threshold boxes arcs of the direct wave's ringing at 8-19 ns: every one is refused,
+    none is reported."""
+    gates = FitGates(min_apex_ns=2.5)
+    early = HyperbolaFit(50.0, 2.0, 0.1, 0.1, "fit", None, 0.0, 20)
+    why = implausible(early, (0, 0, 100, 200), 400, 0.1, gates)
+    assert why is not None and why.kind == "direct_wave"
+    assert why.message == "apex at 2.00 ns, in the direct wave (before 2.50 ns)"
+    assert implausible(replace(early, t0_ns=3.0), (0, 0, 100, 200), 400, 0.1, gates) is None
+
+    scan = cylinder_scene(9.0, [("pipe", 5.0, 0.5, 0.02)], n_traces=200, seed=1)
+    assert CavityPipeline(_config(0.05), _block(scan), None).gates.min_apex_ns == 2.5
+    off = _config(0.05, extra={"fit": {"direct_wave_periods": 0.0}})
+    assert CavityPipeline(off, _block(scan), None).gates.min_apex_ns == 0.0
+
+    extra = {"windows": {"time_range_ns": 300.0}, "detector": {"threshold": 0.2}}
+    block = read_gpr(GPRPY / "XLINE00.DT1")
+    results = {}
+    for periods in (1.0, 0.0):
+        cfg = _config(0.6096, 50.0, {**extra, "fit": {"direct_wave_periods": periods}})
+        pipe = CavityPipeline(cfg, block, build_detector(cfg.gpr))
+        results[periods] = (pipe.feed(block) + pipe.flush(), pipe.stats()["fits_refused"])
+    gated, refused = results[1.0]
+    assert refused.get("direct_wave", 0) >= 3
+    assert all(m["two_way_time_ns"] >= 20.0 for m in gated)
+    assert sum(m["two_way_time_ns"] < 20.0 for m in results[0.0][0]) >= 3
