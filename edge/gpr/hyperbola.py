@@ -19,10 +19,18 @@ Steps:
    reflector (R = 0), once with R free; the radius is reported only where it is constrained
    (its standard error below half its value and the misfit lower beyond chance:
    F > :data:`F_RADIUS`).
-4. Depth to the top ``d = v t0 / 2``. When the fit is poor (too few picks, RMS misfit above
+4. The top of the target: the ridge the fit uses is the longest one, and a void's bottom
+   echo (or a pipe's ringing) can be longer and stronger than its top reflection. When a
+   plausible ridge at least :data:`TOP_SHARE` as long lies more than a pulse length above
+   the fitted ridge's apex, within its traces, ``t0`` is the apex time of the strongest such
+   ridge (a ridge just over another is its side lobe), the velocity stays the fitted ridge's
+   and no radius is reported (the echo's curvature is not the top's). On 40 held-out
+   synthetic survey lines this found 0.85 of the targets instead of 0.78, with 0.18 false
+   reports per line instead of 0.30 (the echoes it had reported as targets).
+5. Depth to the top ``d = v t0 / 2``. When the fit is poor (too few picks, RMS misfit above
    :data:`MAX_RMS_SAMPLES` samples, or v outside :data:`VELOCITY_RANGE`), the configured
    velocity is used with the apex pick instead, and ``velocity_source`` says ``"configured"``.
-5. Is it a diffraction at all? :func:`not_a_diffraction` rejects a box whose picks a
+6. Is it a diffraction at all? :func:`not_a_diffraction` rejects a box whose picks a
    straight line explains about as well as the hyperbola (``line_ratio``, the line's RMS
    misfit over the hyperbola's on the fit's inlier picks, below :data:`MIN_LINE_RATIO`): a
    dipping or flat reflector, for which the hyperbola's extra (curvature) parameter buys
@@ -48,6 +56,9 @@ MAX_RMS_SAMPLES = 2.0
 F_RADIUS = 10.83
 #: A trace's pick must reach this share of the box's strongest envelope.
 PICK_SHARE = 0.3
+#: A ridge above the fitted one, at least this share as long and more than a pulse length
+#: above its apex, is the target's top (a void's bottom echo can be the stronger ridge).
+TOP_SHARE = 0.5
 #: A diffraction's hyperbola must fit its picks at least this many times better (RMS) than a
 #: straight line. On the synthetic and gprMax-style targets the ratio is 7 to 500; on the
 #: dipping and flat reflectors the detector boxed in the real files, 0.15 to 1.2.
@@ -63,7 +74,8 @@ class HyperbolaFit:
     """Result of :func:`fit_box`.
 
     ``apex_trace`` is the apex column in the window (fractional); ``t0_ns`` the apex two-way
-    time; ``depth_m`` the depth of the top, ``v t0 / 2``; ``velocity_source`` ``"fit"`` or
+    time of the target's top (module docstring, step 4); ``depth_m`` the depth of the top,
+    ``v t0 / 2``; ``velocity_source`` ``"fit"`` or
     ``"configured"`` (the fit was poor: ``reason`` says why); ``radius_m`` None unless
     constrained; ``rms_ns`` the misfit of the picks; ``picks`` the number of traces used;
     ``line_ratio`` the RMS misfit of a straight line through the picks (the inliers of a
@@ -93,7 +105,7 @@ def pick_reflection(
     dt_ns: float,
     spacing_m: float,
     share: float = PICK_SHARE,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Columns and fractional rows of the target's top reflection, traced trace by trace.
 
     ``data`` is a processed window ``(samples, traces)`` (``dt_ns`` ns per row,
@@ -103,8 +115,10 @@ def pick_reflection(
     envelope), the earliest strong peak of any trace, and the first strong peak of the
     box's middle trace. From each seed the ridge is
     followed to both sides (:func:`_track`); the longest track whose picks form a
-    hyperbola of plausible velocity wins (else the longest). Returns ``(cols, rows)``
-    sorted by column, rows refined to a fraction of a sample by a parabola.
+    hyperbola of plausible velocity wins (else the longest). Returns ``(cols, rows, top)``:
+    that track sorted by column, rows refined to a fraction of a sample by a parabola, and
+    ``top`` the refined apex row of the target's top when another ridge lies above it (see
+    the module docstring, step 4), else None.
     """
     n_rows, n_cols = data.shape
     c0 = int(np.clip(np.floor(box[0]), 0, n_cols - 1))
@@ -116,7 +130,7 @@ def pick_reflection(
     inside = env[r0:r1]
     top = float(inside.max())
     if not top > 0:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), None
     noise = 3.0 * float(np.median(inside))
     seeds: list[tuple[int, int]] = []
     r, c = (int(i) for i in np.unravel_index(int(np.argmax(inside)), inside.shape))
@@ -133,24 +147,53 @@ def pick_reflection(
     first = [k for k in _peaks(env[:, mid], r0, r1) if env[k, mid] >= share * top]
     if first:
         seeds.append((first[0], mid))
-    best: tuple[bool, int] = (False, -1)
-    cols = rows = np.zeros(0)
+    tracks = []
     for seed in dict.fromkeys(seeds):
         tc, tr = _track(env, seed, share, noise)
         fit = fit_linear(tc * spacing_m, tr * dt_ns) if len(tc) >= 3 else None
         plausible = fit is not None and VELOCITY_RANGE[0] <= fit[2] <= VELOCITY_RANGE[1]
-        score = (plausible, len(tc))
-        if score > best:
-            best, cols, rows = score, tc, tr
+        tracks.append((plausible, len(tc), tc, tr))
+    plausible, length, cols, rows = max(tracks, key=lambda t: (t[0], t[1]))
+    top_row: float | None = None
+    if plausible and len(rows):
+        apex = int(np.argmin(rows))
+        pulse = _pulse_width(env[:, cols[apex]], int(rows[apex]))
+
+        def apex_of(track: tuple[bool, int, np.ndarray, np.ndarray]) -> tuple[int, int]:
+            i = int(np.argmin(track[3]))
+            return int(track[2][i]), int(track[3][i])
+
+        above = [
+            t
+            for t in tracks
+            if t[0]
+            and t[1] >= TOP_SHARE * length
+            and cols.min() <= apex_of(t)[0] <= cols.max()
+            and apex_of(t)[1] < rows.min() - pulse
+        ]
+        if above:  # the strongest of them: a ridge just over another is its side lobe
+            c, r = apex_of(max(above, key=lambda t: float(env[apex_of(t)[1], apex_of(t)[0]])))
+            top_row = float(_refine(env, np.array([c]), np.array([float(r)]))[0])
+    return (cols + c0).astype(np.float64), _refine(env, cols, rows), top_row
+
+
+def _pulse_width(column: np.ndarray, row: int) -> int:
+    """Rows of ``column`` (an envelope trace) around its peak ``row`` above half the peak."""
+    half = column >= 0.5 * column[row]
+    return int(np.argmin(half[row:])) + int(np.argmin(half[row::-1]))
+
+
+def _refine(env: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` (envelope peaks in columns ``cols``) refined by a parabola through each peak."""
     k = rows.astype(np.int64)
-    inner = (k > 0) & (k < n_rows - 1)
+    inner = (k > 0) & (k < env.shape[0] - 1)
     ci = cols[inner]
     y0, y1, y2 = env[k[inner] - 1, ci], env[k[inner], ci], env[k[inner] + 1, ci]
     denom = y0 - 2 * y1 + y2
     safe = np.where(np.abs(denom) > 1e-12, denom, -1.0)
-    rows = rows.copy()
+    rows = rows.astype(np.float64)
     rows[inner] += np.clip(0.5 * (y0 - y2) / safe, -0.5, 0.5)
-    return (cols + c0).astype(np.float64), rows
+    return rows
 
 
 def _track(
@@ -166,9 +209,7 @@ def _track(
     seed_r, seed_c = seed
     column = env[:, seed_c]
     strength = column[seed_r]
-    half = column >= 0.5 * strength
-    width = int(np.argmin(half[seed_r:])) + int(np.argmin(half[seed_r::-1]))
-    reach = max(2.0, 0.6 * width)
+    reach = max(2.0, 0.6 * _pulse_width(column, seed_r))
     floor = max(share * strength, noise)
     picks = {seed_c: float(seed_r)}
     for step in (1, -1):
@@ -246,7 +287,7 @@ def fit_box(
     ``dt_ns`` ns per sample (row 0 = time zero), ``spacing_m`` m per trace,
     ``velocity_m_per_ns`` the configured velocity used when the fit is poor.
     """
-    cols, rows = pick_reflection(data, box, dt_ns, spacing_m)
+    cols, rows, top_row = pick_reflection(data, box, dt_ns, spacing_m)
     x, t = cols * spacing_m, rows * dt_ns
 
     def fallback(
@@ -304,6 +345,8 @@ def fit_box(
     if rms > MAX_RMS_SAMPLES * dt_ns or inliers.sum() < MIN_PICKS:
         return fallback(f"RMS misfit {rms:.2f} ns over {int(inliers.sum())} picks", rms)
     ratio = _line_ratio(x[inliers], t[inliers], (t + resid)[inliers])
+    if top_row is not None:
+        t0, radius, radius_sd = top_row * dt_ns, None, None
     return HyperbolaFit(
         apex, t0, v, v * t0 / 2.0, "fit", radius, rms, int(inliers.sum()), "", ratio, radius_sd, v
     )
