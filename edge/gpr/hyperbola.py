@@ -28,8 +28,9 @@ Steps:
    synthetic survey lines this found 0.85 of the targets instead of 0.78, with 0.18 false
    reports per line instead of 0.30 (the echoes it had reported as targets).
 5. Depth to the top ``d = v t0 / 2``. When the fit is poor (too few picks, RMS misfit above
-   :data:`MAX_RMS_SAMPLES` samples, or v outside :data:`VELOCITY_RANGE`), the configured
-   velocity is used with the apex pick instead, and ``velocity_source`` says ``"configured"``.
+   :data:`MAX_RMS_SAMPLES` samples, or v outside :data:`VELOCITY_RANGE`), the fallback
+   velocity the caller gives is used with the apex pick instead, and ``velocity_source`` says
+   where it came from (``"line"``: the line's other targets, ``"configured"``).
 6. Is it a diffraction at all? :func:`not_a_diffraction` rejects a box whose picks a
    straight line explains about as well as the hyperbola (``line_ratio``, the line's RMS
    misfit over the hyperbola's on the fit's inlier picks, below :data:`MIN_LINE_RATIO`): a
@@ -75,8 +76,8 @@ class HyperbolaFit:
 
     ``apex_trace`` is the apex column in the window (fractional); ``t0_ns`` the apex two-way
     time of the target's top (module docstring, step 4); ``depth_m`` the depth of the top,
-    ``v t0 / 2``; ``velocity_source`` ``"fit"`` or
-    ``"configured"`` (the fit was poor: ``reason`` says why); ``radius_m`` None unless
+    ``v t0 / 2``; ``velocity_source`` ``"fit"``, or the fallback's source (``"line"``,
+    ``"configured"``) when the fit was poor (``reason`` says why); ``radius_m`` None unless
     constrained; ``rms_ns`` the misfit of the picks; ``picks`` the number of traces used;
     ``line_ratio`` the RMS misfit of a straight line through the picks (the inliers of a
     fit) over that of the reported hyperbola (NaN with fewer than 3 picks); ``radius_sd_m``
@@ -281,11 +282,13 @@ def fit_box(
     dt_ns: float,
     spacing_m: float,
     velocity_m_per_ns: float,
+    velocity_source: str = "configured",
 ) -> HyperbolaFit:
     """Fit the hyperbola in ``box`` of the processed window ``data`` (see the module docstring).
 
     ``dt_ns`` ns per sample (row 0 = time zero), ``spacing_m`` m per trace,
-    ``velocity_m_per_ns`` the configured velocity used when the fit is poor.
+    ``velocity_m_per_ns`` the velocity used when the fit is poor, ``velocity_source`` where
+    it comes from (``"configured"``, ``"line"``).
     """
     cols, rows, top_row = pick_reflection(data, box, dt_ns, spacing_m)
     x, t = cols * spacing_m, rows * dt_ns
@@ -301,7 +304,18 @@ def fit_box(
         v = velocity_m_per_ns
         ratio = _line_ratio(x, t, travel_time(x, apex * spacing_m, t0, v, 0.0))
         return HyperbolaFit(
-            apex, t0, v, v * t0 / 2.0, "configured", None, rms, len(t), reason, ratio, None, fitted
+            apex,
+            t0,
+            v,
+            v * t0 / 2.0,
+            velocity_source,
+            None,
+            rms,
+            len(t),
+            reason,
+            ratio,
+            None,
+            fitted,
         )
 
     if len(t) < MIN_PICKS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +46,13 @@ DEFAULT_WIDTH_TRACES = 256
 #: Traces per chunk when a whole file is processed: bounds the chain's float64 working arrays
 #: (~8 bytes x channels x samples x this; 4096 x 512 samples = 16 MiB per channel).
 FILE_CHUNK_TRACES = 4096
+#: A box whose fit is poor takes the line's velocity: the median fitted velocity of the last
+#: this many trusted fits on the line (plausible targets, fitted over at least
+#: LINE_VELOCITY_MIN_PICKS traces), once there are LINE_VELOCITY_MIN_FITS; before that the
+#: configured velocity.
+LINE_VELOCITY_FITS = 25
+LINE_VELOCITY_MIN_FITS = 3
+LINE_VELOCITY_MIN_PICKS = 12
 
 
 class WindowDetector(Protocol):
@@ -210,6 +218,7 @@ class CavityPipeline:
             gpr.fit.direct_wave_periods * 1000.0 / antenna if antenna else 0.0,
         )
         self.timing = {"processing_s": 0.0, "detector_s": 0.0, "localisation_s": 0.0}
+        self.fitted_velocities: deque[float] = deque(maxlen=LINE_VELOCITY_FITS)
 
     def accepts(self, block: TraceBlock) -> bool:
         """Whether ``block`` continues this line (same samples per trace and interval)."""
@@ -246,6 +255,7 @@ class CavityPipeline:
             "velocity_fallbacks": self.fits_fallback,
             "not_diffractions": self.not_diffractions,
             "fits_refused": dict(self.fits_refused),
+            "line_velocity_m_per_ns": self.line_velocity(),
             "calibration": self.calibration.as_dict(),
             **{k: round(v, 3) for k, v in self.timing.items()},
             **live,
@@ -270,6 +280,12 @@ class CavityPipeline:
             self.timing["localisation_s"] += time.perf_counter() - t0
         return out
 
+    def line_velocity(self) -> float | None:
+        """The line's velocity (m/ns, see :data:`LINE_VELOCITY_FITS`), None while unknown."""
+        if len(self.fitted_velocities) < LINE_VELOCITY_MIN_FITS:
+            return None
+        return round(float(np.median(self.fitted_velocities)), 4)
+
     def _snippet(self, cavity: Cavity, ident: str) -> str | None:
         """Write the snippet unless the disk is out of space (then the message has none)."""
         assert self.snippet_dir is not None
@@ -291,12 +307,14 @@ class CavityPipeline:
             return None
         self.detections += 1
         box = box_to_profile(window, det.trace0, det.sample0, det.trace1, det.sample1)
+        line_v = self.line_velocity()
         fit = fit_box(
             window.data,
             (det.trace0, det.sample0, det.trace1, det.sample1),
             window.dt_ns,
             self.spacing_m,
-            self.gpr.velocity_m_per_ns,
+            self.gpr.velocity_m_per_ns if line_v is None else line_v,
+            "configured" if line_v is None else "line",
         )
         why_not = not_a_diffraction(fit)
         if why_not is not None:
@@ -316,6 +334,8 @@ class CavityPipeline:
             return None
         if fit.velocity_source != "fit":
             self.fits_fallback += 1
+        elif fit.picks >= LINE_VELOCITY_MIN_PICKS:
+            self.fitted_velocities.append(fit.velocity_m_per_ns)
         apex = window.first_trace + fit.apex_trace
         where = self.positioner.locate(apex)
         distance = float(self.positioner.distance_m(np.array([apex]))[0])

@@ -334,3 +334,37 @@ def test_an_apex_in_the_direct_wave_is_refused():
     assert refused.get("direct_wave", 0) >= 3
     assert all(m["two_way_time_ns"] >= 20.0 for m in gated)
     assert sum(m["two_way_time_ns"] < 20.0 for m in results[0.0][0]) >= 3
+
+
+def test_a_poor_fit_takes_the_lines_velocity_not_the_configured_one():
+    """Dry sand (relative permittivity 4, v = 0.15 m/ns) under a config that says 0.1 m/ns.
+    Four pipes are fitted (velocity_source ``fit``, within 10 % of 0.15); a fifth box too
+    narrow to fit (4 traces) falls back to the median of those fits, ``line``, and its depth is
+    within 10 % of the truth, where the configured velocity puts it a third too shallow. The
+    line's first poor box, before any fit, takes the configured velocity."""
+    targets = [("pipe", x, 0.6, 0.03) for x in (2.0, 4.0, 6.0, 8.0, 10.0)]
+    scan = cylinder_scene(4.0, targets, frequency_ghz=0.4, n_traces=240, seed=5)
+    pipe = CavityPipeline(_config(scan.dx_m), _block(scan), None)
+    processed = pipe.chain.process(scan.data[np.newaxis])[0]
+    window = BscanWindow(0, 0, processed, scan.dt_ns)
+
+    def box(truth, half: float) -> Detection:
+        row = truth.apex_time_ns / scan.dt_ns
+        col = truth.apex_trace
+        return Detection("pipe", 0.9, col - half, max(row - 15, 0), col + half, row + 80)
+
+    *fitted, last = scan.truths
+    early = pipe._localise(window, box(last, 2))
+    assert early is not None and early.velocity_source == "configured"
+    assert early.velocity_m_per_ns == 0.1
+    for truth in fitted:
+        cand = pipe._localise(window, box(truth, 20))
+        assert cand is not None and cand.velocity_source == "fit"
+        assert cand.velocity_m_per_ns == pytest.approx(0.15, rel=0.1)
+    line_v = pipe.stats()["line_velocity_m_per_ns"]
+    assert line_v == pytest.approx(0.15, rel=0.1)
+    poor = pipe._localise(window, box(last, 2))
+    assert poor is not None and poor.velocity_source == "line"
+    assert poor.velocity_m_per_ns == line_v
+    assert poor.depth_top_m == pytest.approx(last.depth_top_m, rel=0.1)
+    assert early.depth_top_m < 0.75 * last.depth_top_m
