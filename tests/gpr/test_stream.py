@@ -48,7 +48,7 @@ def test_detect_file_finds_the_synthetic_cavities(tmp_path):
     cavities = json.loads(out.read_text())["cavities"]
     for c in cavities:
         assert c["schema"] == "geoedge.cavity/1" and c["station"] == "gpr-test"
-        assert c["time"].endswith("Z") and c["velocity_source"] in ("fit", "configured")
+        assert c["time"].endswith("Z") and c["velocity_source"] in ("fit", "line", "configured")
         assert c["position"] is None and c["lon"] is None  # no GNSS in a SEG-Y line
         assert Path(c["snippet"]).is_file()
     wanted = [(t, off) for t, off in truths if t.cls == "cavity"]
