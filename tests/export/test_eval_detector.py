@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.config import load_config
@@ -56,3 +57,21 @@ def test_held_out_survey_lines_are_scored_through_the_pipeline(monkeypatch):
     worse = score_lines("default", 3)
     assert worse["recall"] == 0
     assert worse["false_reports_per_line"] > res["false_reports_per_line"]
+
+
+def test_tiles_merge_one_hyperbola_boxed_at_two_scales_but_not_neighbours():
+    """A narrow tile boxes a hyperbola's apex tightly (40 x 30 px), a wide one the whole
+    hyperbola (160 x 90 px): IoU 0.08, yet one target (the device's de-duplication merges
+    them), with the higher score. A neighbour overlapping a quarter of the smaller box stays."""
+    from export.train.eval_detector import merge_tiles
+
+    dets = np.array(
+        [
+            [100.0, 50.0, 140.0, 80.0, 0.7, 0],  # apex, narrow tile
+            [40.0, 45.0, 200.0, 135.0, 0.9, 0],  # whole hyperbola, wide tile
+            [190.0, 50.0, 230.0, 80.0, 0.6, 0],  # neighbour: 10 of its 40 px inside
+        ]
+    )
+    merged = merge_tiles(dets)
+    assert merged[:, 4].tolist() == [0.9, 0.6]
+    assert len(merge_tiles(dets, share=1.01)) == 3
