@@ -169,3 +169,34 @@ def test_a_void_is_fitted_at_its_top_not_at_its_stronger_bottom_echo(tmp_path):
     assert fit.velocity_source == "fit"
     assert fit.t0_ns == pytest.approx(2 * void.depth_top_m / void.velocity_m_per_ns, abs=0.5)
     assert fit.depth_m == pytest.approx(void.depth_top_m, rel=0.15)
+
+
+@pytest.mark.parametrize(("cls", "depth", "radius"), [("cavity", 1.0, 0.4), ("pipe", 0.8, 0.05)])
+def test_a_fit_that_cannot_tell_velocity_from_radius_takes_the_lines_velocity(
+    tmp_path, cls, depth, radius
+):
+    """Near its apex a large void's hyperbola is as well explained by a point at a higher
+    velocity as by a 0.4 m cylinder at the ground's 0.1 m/ns: the free fit puts the void 1.0 m
+    deep at about 1.16 m. Given the line's velocity (``velocity_source="line"``), the cylinder
+    at that velocity fits as well, so it is taken (``line``, depth within 3 %). A small pipe,
+    whose fit already agrees with the line, keeps its own fit; with only the configured
+    velocity (no line yet) nothing changes."""
+    from export.data.device_lines import device_processed
+    from export.data.samples import GPR_DX_M, GPR_RANGE_NS, GPR_SAMPLES, gpr_line, write_dzt
+
+    data, (target,) = gpr_line(5, [(cls, 10.0, depth, radius)], layers=())
+    write_dzt(tmp_path / "line.DZT", data)
+    col = round(target.x0_m / GPR_DX_M)
+    window = device_processed(str(tmp_path / "line.DZT"))[:, col - 128 : col + 128]
+    dt = GPR_RANGE_NS / GPR_SAMPLES
+    row = 2 * depth / 0.1 / dt
+    box = (98.0, row - 15, 158.0, row + 100)
+    free = fit_box(window, box, dt, GPR_DX_M, 0.1)
+    prior = fit_box(window, box, dt, GPR_DX_M, 0.1, "line")
+    if cls == "cavity":
+        assert free.velocity_source == "fit" and free.depth_m > 1.1 * depth
+        assert prior.velocity_source == "line" and prior.velocity_m_per_ns == 0.1
+        assert prior.depth_m == pytest.approx(depth, rel=0.03)
+    else:
+        assert prior == free and free.velocity_source == "fit"
+        assert free.depth_m == pytest.approx(depth, rel=0.05)
