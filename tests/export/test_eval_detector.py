@@ -75,3 +75,21 @@ def test_tiles_merge_one_hyperbola_boxed_at_two_scales_but_not_neighbours():
     merged = merge_tiles(dets)
     assert merged[:, 4].tolist() == [0.9, 0.6]
     assert len(merge_tiles(dets, share=1.01)) == 3
+
+
+def test_a_box_counts_for_the_labelled_box_its_centre_lies_in():
+    """Two 26 px wide apex boxes; detections shifted 9 px (IoU under 0.5, centre inside) and
+    one between them count once each; a second detection on a found box and one below the
+    threshold do not."""
+    from export.train.eval_detector import centre_matches
+
+    truth = np.array([[100.0, 50.0, 126.0, 170.0, 0], [160.0, 50.0, 186.0, 170.0, 0]])
+    dets = np.array(
+        [
+            [109.0, 55.0, 135.0, 175.0, 0.9, 0],  # shifted 9 px: centre 122 inside the first
+            [110.0, 55.0, 136.0, 175.0, 0.8, 0],  # the first again: a false report
+            [165.0, 40.0, 191.0, 160.0, 0.7, 0],  # the second
+            [300.0, 40.0, 326.0, 160.0, 0.2, 0],  # below the threshold
+        ]
+    )
+    assert centre_matches([dets], [truth], 0.5) == (2, 3)
