@@ -339,18 +339,17 @@ def fit_box(
         v = velocity_m_per_ns
         ratio = _line_ratio(x, t, travel_time(x, apex * spacing_m, t0, v, 0.0))
         return HyperbolaFit(
-            apex,
-            t0,
-            v,
-            v * t0 / 2.0,
-            velocity_source,
-            None,
-            rms,
-            len(t),
-            reason,
-            ratio,
-            None,
-            fitted,
+            apex_trace=apex,
+            t0_ns=t0,
+            velocity_m_per_ns=v,
+            depth_m=v * t0 / 2.0,
+            velocity_source=velocity_source,
+            radius_m=None,
+            rms_ns=rms,
+            picks=len(t),
+            reason=reason,
+            line_ratio=ratio,
+            fitted_velocity_m_per_ns=fitted,
         )
 
     if len(t) < MIN_PICKS:
@@ -428,18 +427,17 @@ def fit_box(
     if top_row is not None:
         t0, radius, radius_sd = top_row * dt_ns, None, None
     return HyperbolaFit(
-        apex,
-        t0,
-        v,
-        v * t0 / 2.0,
-        source,
-        radius,
-        rms,
-        int(inliers.sum()),
-        "",
-        ratio,
-        radius_sd,
-        float(best.x[2]),
+        apex_trace=apex,
+        t0_ns=t0,
+        velocity_m_per_ns=v,
+        depth_m=v * t0 / 2.0,
+        velocity_source=source,
+        radius_m=radius,
+        rms_ns=rms,
+        picks=int(inliers.sum()),
+        line_ratio=ratio,
+        radius_sd_m=radius_sd,
+        fitted_velocity_m_per_ns=float(best.x[2]),
     )
 
 
