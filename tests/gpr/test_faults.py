@@ -43,12 +43,20 @@ pytestmark = pytest.mark.broker
 
 
 def _config(folder: Path, port: int, mqtt_toml: str) -> Path:
+    """The sample station streaming from ``port``, with one window width: a cavity is then
+    reported once the stream is 13.3 m past it, so the 60 m line's first cavities go out
+    mid-line (with the default widths up to 1,024 traces, 51.7 m: all four at its end)."""
     text = (SAMPLE / "station.toml").read_text()
     text = text.replace(
         'source = "line01.DZT"', f'source = "tcp://127.0.0.1:{port}"\nantenna_mhz = 400.0'
     )
     config = folder / "gpr.toml"
-    config.write_text(text + '\n[outbox]\npath = "state/outbox.sqlite"\n' + mqtt_toml)
+    config.write_text(
+        text
+        + "\n[gpr.windows]\nscales = [1.0]\n"
+        + '\n[outbox]\npath = "state/outbox.sqlite"\n'
+        + mqtt_toml
+    )
     return config
 
 
