@@ -163,32 +163,28 @@ def pick_reflection(
     first = [k for k in _peaks(env[:, mid], r0, r1) if env[k, mid] >= share * top]
     if first:
         seeds.append((first[0], mid))
+    # per ridge: plausible, picks, cols, rows, apex col, apex row
     tracks = []
     for seed in dict.fromkeys(seeds):
         tc, tr = _track(env, seed, share, noise)
         fit = fit_linear(tc * spacing_m, tr * dt_ns) if len(tc) >= 3 else None
         plausible = fit is not None and VELOCITY_RANGE[0] <= fit[2] <= VELOCITY_RANGE[1]
-        tracks.append((plausible, len(tc), tc, tr))
-    plausible, length, cols, rows = max(tracks, key=lambda t: (t[0], t[1]))
+        i = int(np.argmin(tr))
+        tracks.append((plausible, len(tc), tc, tr, int(tc[i]), int(tr[i])))
+    plausible, length, cols, rows, apex_col, apex_row = max(tracks, key=lambda t: (t[0], t[1]))
     top_row: float | None = None
-    if plausible and len(rows):
-        apex = int(np.argmin(rows))
-        pulse = _pulse_width(env[:, cols[apex]], int(rows[apex]))
-
-        def apex_of(track: tuple[bool, int, np.ndarray, np.ndarray]) -> tuple[int, int]:
-            i = int(np.argmin(track[3]))
-            return int(track[2][i]), int(track[3][i])
-
+    if plausible:
+        pulse = _pulse_width(env[:, apex_col], apex_row)
         above = [
-            t
+            (t[4], t[5])
             for t in tracks
             if t[0]
             and t[1] >= TOP_SHARE * length
-            and cols.min() <= apex_of(t)[0] <= cols.max()
-            and apex_of(t)[1] < rows.min() - pulse
+            and cols.min() <= t[4] <= cols.max()
+            and t[5] < apex_row - pulse
         ]
         if above:  # the strongest of them: a ridge just over another is its side lobe
-            c, r = apex_of(max(above, key=lambda t: float(env[apex_of(t)[1], apex_of(t)[0]])))
+            c, r = max(above, key=lambda a: float(env[a[1], a[0]]))
             top_row = float(_refine(env, np.array([c]), np.array([float(r)]))[0])
     return (cols + c0).astype(np.float64), _refine(env, cols, rows), top_row
 
