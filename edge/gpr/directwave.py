@@ -41,6 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.signal import hilbert
 
+from edge.gpr.processing import pulse_width
 from edge.gpr.traces import TraceBlock
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def arrival_moveout(samples: np.ndarray, dt_ns: float) -> Moveout | None:
     variance = float(times[keep].var())
     r2 = 1.0 - float(resid[keep].var()) / variance if variance > 0 else 0.0
     widths = [
-        2 * _half_width(env[:, j], int(np.argmax(env[: max(n_samples // 2, 4), j])))
+        pulse_width(env[:, j], int(np.argmax(env[: max(n_samples // 2, 4), j])))
         for j in np.nonzero(clear)[0]
     ]
     return Moveout(float(slope), float(slope) * (n - 1), r2, float(np.median(widths)) * dt_ns)
@@ -211,7 +212,7 @@ def find_direct_wave(samples: np.ndarray, dt_ns: float) -> DirectWave | None:
     k = int(strong[0])
     while k + 1 < len(early) and early[k + 1] > early[k]:
         k += 1
-    half_width = _half_width(env, k)
+    half_width = max(pulse_width(env, k) // 2, 1)
     lo, hi = max(k - half_width, 0), min(k + half_width + 1, len(m))
     i = lo + int(np.argmax(np.abs(m[lo:hi])))
     peak = float(i)
@@ -230,17 +231,9 @@ def find_direct_wave(samples: np.ndarray, dt_ns: float) -> DirectWave | None:
     return DirectWave(peak, first_break, _dominant_mhz(m, env, k, dt_ns))
 
 
-def _half_width(env: np.ndarray, k: int) -> int:
-    """Samples from the envelope peak ``k`` to where it falls to half (mean of both sides)."""
-    half = env >= 0.5 * env[k]
-    right = int(np.argmin(half[k:])) if not half[k:].all() else len(env) - k
-    left = int(np.argmin(half[k::-1])) if not half[k::-1].all() else k + 1
-    return max((left + right) // 2, 1)
-
-
 def _dominant_mhz(m: np.ndarray, env: np.ndarray, k: int, dt_ns: float) -> float | None:
     """Peak of the amplitude spectrum of ``m`` around the envelope peak ``k`` (MHz)."""
-    width = max(2 * _half_width(env, k), 4)
+    width = max(pulse_width(env, k), 4)
     lo, hi = max(k - 4 * width, 0), min(k + 4 * width + 1, len(m))
     seg = m[lo:hi] * np.hanning(hi - lo)
     n_fft = 8 * int(2 ** np.ceil(np.log2(max(len(seg), 16))))

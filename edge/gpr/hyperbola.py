@@ -54,6 +54,8 @@ import numpy as np
 from scipy.optimize import OptimizeResult, least_squares
 from scipy.signal import hilbert
 
+from edge.gpr.processing import pulse_width
+
 #: Plausible GPR velocities, m/ns (water 0.033 .. air 0.3).
 VELOCITY_RANGE = (0.03, 0.3)
 #: Fewest picked traces for a velocity fit.
@@ -174,7 +176,7 @@ def pick_reflection(
     plausible, length, cols, rows, apex_col, apex_row = max(tracks, key=lambda t: (t[0], t[1]))
     top_row: float | None = None
     if plausible:
-        pulse = _pulse_width(env[:, apex_col], apex_row)
+        pulse = pulse_width(env[:, apex_col], apex_row)
         above = [
             (t[4], t[5])
             for t in tracks
@@ -187,12 +189,6 @@ def pick_reflection(
             c, r = max(above, key=lambda a: float(env[a[1], a[0]]))
             top_row = float(_refine(env, np.array([c]), np.array([float(r)]))[0])
     return (cols + c0).astype(np.float64), _refine(env, cols, rows), top_row
-
-
-def _pulse_width(column: np.ndarray, row: int) -> int:
-    """Rows of ``column`` (an envelope trace) around its peak ``row`` above half the peak."""
-    half = column >= 0.5 * column[row]
-    return int(np.argmin(half[row:])) + int(np.argmin(half[row::-1]))
 
 
 def _refine(env: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -221,7 +217,7 @@ def _track(
     seed_r, seed_c = seed
     column = env[:, seed_c]
     strength = column[seed_r]
-    reach = max(2.0, 0.6 * _pulse_width(column, seed_r))
+    reach = max(2.0, 0.6 * pulse_width(column, seed_r))
     floor = max(share * strength, noise)
     picks = {seed_c: float(seed_r)}
     for step in (1, -1):

@@ -87,6 +87,17 @@ def sec_gain_curve(
     return np.minimum(t**power * np.exp(alpha_per_ns * t), max_gain).astype(np.float32)
 
 
+def pulse_width(envelope: np.ndarray, k: int) -> int:
+    """Width in samples of the pulse whose envelope peaks at sample ``k`` of ``envelope`` (1-D):
+    the distance between the nearest samples on either side of ``k`` where the envelope is
+    below half of ``envelope[k]`` (a trace end counts as such a sample), i.e. the full width at
+    half maximum plus one."""
+    half = envelope >= 0.5 * envelope[k]
+    right = int(np.argmin(half[k:])) if not half[k:].all() else len(envelope) - k
+    left = int(np.argmin(half[k::-1])) if not half[k::-1].all() else k + 1
+    return left + right
+
+
 def agc(x: np.ndarray, window: int) -> np.ndarray:
     """Divide by the running RMS over ``window`` samples along time, per trace."""
     power = uniform_filter1d(x.astype(np.float64) ** 2, size=max(window, 1), axis=1, mode="nearest")
