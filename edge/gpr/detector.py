@@ -14,6 +14,7 @@ size (width, height as fractions of the window).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,8 +125,8 @@ def decode(
     return out
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one ``(4,)`` xyxy box with ``(n, 4)`` boxes."""
+def _intersection(box: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection area of one ``(4,)`` xyxy box with ``(n, 4)`` boxes, and both areas."""
     x0 = np.maximum(box[0], boxes[:, 0])
     y0 = np.maximum(box[1], boxes[:, 1])
     x1 = np.minimum(box[2], boxes[:, 2])
@@ -133,19 +134,38 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter, area, areas
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one ``(4,)`` xyxy box with ``(n, 4)`` boxes."""
+    inter, area, areas = _intersection(box, boxes)
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
-    """Greedy non-maximum suppression; indices kept, highest score first."""
-    order = list(np.argsort(-scores))
+def overlap_of_smaller(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Share of the smaller box covered by the intersection, one ``(4,)`` xyxy box with each of
+    ``(n, 4)`` boxes (1 when one box holds the other)."""
+    inter, area, areas = _intersection(box, boxes)
+    return inter / np.maximum(np.minimum(area, areas), 1e-12)
+
+
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    overlap: Callable[[np.ndarray, np.ndarray], np.ndarray] = box_iou,
+) -> list[int]:
+    """Greedy non-maximum suppression: by score (ties in input order), a box whose ``overlap``
+    with a kept one exceeds ``threshold`` is dropped; indices kept, highest score first."""
+    order = list(np.argsort(-scores, kind="stable"))
     keep: list[int] = []
     while order:
         i = order.pop(0)
         keep.append(int(i))
         if order:
             rest = np.array(order)
-            order = list(rest[box_iou(boxes[i], boxes[rest]) <= iou_threshold])
+            order = list(rest[overlap(boxes[i], boxes[rest]) <= threshold])
     return keep
 
 

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 
 from edge.config import StationConfig
 from edge.config.gpr import WindowsSection
-from edge.gpr.detector import Detection, decode, normalise_window
+from edge.gpr.detector import Detection, decode, nms, normalise_window, overlap_of_smaller
 from export.convert.verify import detection_metrics, match_boxes
 from export.data.paths import data_root
 from export.data.real_bscan import EVAL_MODE, Record, eval_tiles
@@ -184,23 +184,9 @@ def detect_record(det: Any, rec: Record, mode: str, scales: Sequence[float] = (1
 
 def merge_tiles(dets: np.ndarray, share: float = SAME_TARGET_SHARE) -> np.ndarray:
     """Detections ``(K, 6)`` (x0 y0 x1 y1 score class) of overlapping tiles, one per target:
-    greedily by score, a box whose intersection with a kept one covers ``share`` of the
-    smaller of the two is the same target and dropped (class-agnostic)."""
-    order = list(np.argsort(-dets[:, 4], kind="stable"))
-    area = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
-    keep: list[int] = []
-    while order:
-        i = order.pop(0)
-        keep.append(int(i))
-        rest = np.array(order, dtype=np.int64)
-        if not len(rest):
-            break
-        w = np.minimum(dets[i, 2], dets[rest, 2]) - np.maximum(dets[i, 0], dets[rest, 0])
-        h = np.minimum(dets[i, 3], dets[rest, 3]) - np.maximum(dets[i, 1], dets[rest, 1])
-        inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-        smaller = np.maximum(np.minimum(area[i], area[rest]), 1e-12)
-        order = list(rest[inter / smaller < share])
-    return dets[keep]
+    greedily by score, a box whose intersection with a kept one covers more than ``share`` of
+    the smaller of the two is the same target and dropped (class-agnostic)."""
+    return dets[nms(dets[:, :4], dets[:, 4], share, overlap_of_smaller)]
 
 
 def pr_curve(dets: list[np.ndarray], truths: list[np.ndarray]) -> tuple[np.ndarray, ...]:
