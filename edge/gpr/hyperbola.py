@@ -106,7 +106,6 @@ class HyperbolaFit:
     apex_trace: float
     t0_ns: float
     velocity_m_per_ns: float
-    depth_m: float
     velocity_source: str
     radius_m: float | None
     rms_ns: float
@@ -115,6 +114,11 @@ class HyperbolaFit:
     line_ratio: float = float("nan")
     radius_sd_m: float | None = None
     fitted_velocity_m_per_ns: float = float("nan")
+
+    @property
+    def depth_m(self) -> float:
+        """Depth of the target's top (m): ``v t0 / 2``."""
+        return self.velocity_m_per_ns * self.t0_ns / 2.0
 
 
 def pick_reflection(
@@ -334,7 +338,6 @@ def fit_box(
             apex_trace=apex,
             t0_ns=t0,
             velocity_m_per_ns=v,
-            depth_m=v * t0 / 2.0,
             velocity_source=velocity_source,
             radius_m=None,
             rms_ns=rms,
@@ -422,7 +425,6 @@ def fit_box(
         apex_trace=apex,
         t0_ns=t0,
         velocity_m_per_ns=v,
-        depth_m=v * t0 / 2.0,
         velocity_source=source,
         radius_m=radius,
         rms_ns=rms,

@@ -158,7 +158,7 @@ def test_fit_gates_refuse_implausible_targets():
             edge = implausible(_fit_in(scan, half), half, n_rows, scan.dt_ns, gates)
             assert edge is not None and edge.kind == "apex_edge"
             assert "at the edge of its box 60-101" in edge.message
-    deep = HyperbolaFit(50.0, 500.0, 0.1, 25.0, "configured", None, 0.0, 8)
+    deep = HyperbolaFit(50.0, 500.0, 0.1, "configured", None, 0.0, 8)
     why = implausible(deep, (0, 0, 100, 400), 400, 0.1, gates)
     assert why is not None and why.kind == "below_window"
     assert "beyond the 40.0 ns window" in why.message
@@ -312,7 +312,7 @@ def test_an_apex_in_the_direct_wave_is_refused():
     0.2 threshold boxes arcs of the direct wave's ringing at 8-19 ns: every one is refused,
     none is reported."""
     gates = FitGates(min_apex_ns=2.5)
-    early = HyperbolaFit(50.0, 2.0, 0.1, 0.1, "fit", None, 0.0, 20)
+    early = HyperbolaFit(50.0, 2.0, 0.1, "fit", None, 0.0, 20)
     why = implausible(early, (0, 0, 100, 200), 400, 0.1, gates)
     assert why is not None and why.kind == "direct_wave"
     assert why.message == "apex at 2.00 ns, in the direct wave (before 2.50 ns)"
