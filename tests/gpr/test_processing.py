@@ -19,7 +19,7 @@ from edge.gpr.bscan import BscanWindower, box_to_profile
 from edge.gpr.dedup import CavityCandidate, SameTarget, deduplicate
 from edge.gpr.formats.readers import read_gpr
 from edge.gpr.positioning import TrackPositioner
-from edge.gpr.processing import ProcessingChain, TraceGeometry
+from edge.gpr.processing import ProcessingChain, TraceGeometry, pulse_width
 from edge.gpr.traces import GpsFix
 from tests.helpers.data import GPRPY
 
@@ -84,6 +84,16 @@ def test_sec_gain_and_agc():
     agc = ProcessingChain([AgcStep(window_ns=11)], geom).process(decaying.astype(np.float32))
     early, late = np.abs(agc[0, 10:30, 0]).mean(), np.abs(agc[0, 60:80, 0]).mean()
     assert early == pytest.approx(late, rel=0.2)  # equalised despite e^-3 decay between them
+
+
+def test_pulse_width_is_the_full_width_at_half_maximum_plus_one_with_trace_ends_counting():
+    """A Gaussian envelope of standard deviation 4 samples is 2.355 x 4 = 9.4 samples wide at
+    half its peak: the samples at or above half are 9, and the nearest ones below half on
+    either side are 10 apart. Cut at the trace's start, the missing side ends at sample -1."""
+    env = np.exp(-0.5 * ((np.arange(64) - 30.0) / 4.0) ** 2)
+    assert pulse_width(env, 30) == 10
+    assert pulse_width(env[27:], 3) == 3 + 1 + 5
+    assert pulse_width(np.ones(8), 2) == 9  # never below half: one trace end to the other
 
 
 def test_config_refuses_unknown_keys_and_steps():
