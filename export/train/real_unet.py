@@ -4,12 +4,14 @@
 
     python -m export.train.real_unet --real DIR [--synth DIR] --out unet.pt
         [--holdout-groups g1,g2] [--minutes M] [--init default|none|PT]
-        [--width 8 --depth 4] [--size 256x320] [--crop 128x160] [--batch 8] [--synth-frac 0.375]
+        [--width W --depth D] [--size 256x320] [--crop 128x160] [--batch 8] [--synth-frac 0.375]
 
 ``--real`` is a directory written by :mod:`export.data.real_labels` (npz pairs + ``table.json``);
 ``--synth`` one written by :mod:`export.data.synth_timex` (``images/`` + ``masks/``).
 ``--holdout-groups`` leaves whole station groups out of training (a validation fold);
 ``--holdout-stations`` single stations (e.g. one kept back for the per-site fine-tuning test).
+``--width``/``--depth`` default to the ``--init`` checkpoint's (the shipped one: 12 and 4),
+and to 12 and 4 from scratch.
 
 Real samples are drawn with weight 1/sqrt(images of their station) (a 16-frame time series
 does not drown single-image stations), squashed to the model's aspect like the ``resize``
@@ -141,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout-stations", default="", help="stations left out (comma-separated)")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--init", default="default")
-    p.add_argument("--width", type=int, default=8)
-    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--width", type=int, default=None, help="default: the --init model's; 12")
+    p.add_argument("--depth", type=int, default=None, help="default: the --init model's; 4")
     p.add_argument("--size", type=_size, default=(256, 320))
     p.add_argument("--crop", type=_size, default=(128, 160))
     p.add_argument("--max-scale", type=float, default=2.0)
@@ -158,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from export.data.segmentation import NORMALISATION, to_input
     from export.nets.unet import build
-    from export.train.unet import _initial_state
+    from export.train.unet import _initial_state, init_architecture
 
+    built = init_architecture(args.init)
+    width = args.width or built.get("width", 12)
+    depth = args.depth or built.get("depth", 4)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -179,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    net = build(width=args.width, depth=args.depth)
-    state = _initial_state(args.init, args.width, args.depth)
+    net = build(width=width, depth=depth)
+    state = _initial_state(args.init, width, depth)
     if state is not None:
         net.load_state_dict(state)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "init": str(SHIPPED) if args.init == "default" else args.init,
     }
     manifest = unet_manifest(args.size, desc, metrics, NORMALISATION)
-    save_checkpoint(net, args.out, args.width, args.depth, manifest)
+    save_checkpoint(net, args.out, width, depth, manifest)
     print(f"wrote {args.out} after {step} steps", flush=True)
     return 0
 

@@ -77,3 +77,33 @@ def test_shipped_unet_segments_the_real_labelled_timex_images():
     print("real IoU per image", np.round(scores, 3), "mean", round(float(np.mean(scores)), 3))
     assert len(scores) == 7
     assert np.mean(scores) >= 0.65
+
+
+def test_the_real_data_trainer_fine_tunes_the_shipped_model_by_default(tmp_path):
+    """``python -m export.train.real_unet --real DIR --out PT`` with no architecture given starts
+    from the shipped weights and keeps their width and depth (it used to build width 8 and
+    refuse the shipped width-12 checkpoint); ``--init none`` without ``--width``/``--depth``
+    builds the shipped recipe's 12 and 4. Two 64x80 scenes in the ``export.data.real_labels``
+    layout, one with an ignore band (class 255) and a sky (2)."""
+    from export.train.real_unet import main
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(2):
+        sample = generate(rng, (64, 80))
+        mask = sample.mask.astype(np.uint8)
+        mask[:6] = 2 if i else 255
+        np.savez(tmp_path / f"{i}.npz", image=sample.image, mask=mask)
+        rows.append({"file": f"{i}.npz", "station": f"s{i}", "group": "g"})
+    (tmp_path / "table.json").write_text(json.dumps(rows))
+    shipped = torch.load(ROOT / "export" / "weights" / "unet.pt", weights_only=True)
+    args = ["--real", str(tmp_path), "--minutes", "0.02", "--size", "64x80", "--crop", "64x80"]
+    assert main([*args, "--out", str(tmp_path / "tuned.pt")]) == 0
+    tuned = torch.load(tmp_path / "tuned.pt", weights_only=True)
+    assert tuned["arch_kwargs"] == shipped["arch_kwargs"]
+    assert tuned["manifest"]["metrics"]["stations"] == {"s0": 1, "s1": 1}
+    assert main([*args, "--init", "none", "--out", str(tmp_path / "scratch.pt")]) == 0
+    assert torch.load(tmp_path / "scratch.pt", weights_only=True)["arch_kwargs"] == {
+        "width": 12,
+        "depth": 4,
+    }
