@@ -49,6 +49,7 @@ Steps:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import OptimizeResult, least_squares
@@ -121,6 +122,18 @@ class HyperbolaFit:
         return self.velocity_m_per_ns * self.t0_ns / 2.0
 
 
+class _Ridge(NamedTuple):
+    """One envelope ridge traced from a seed: whether a line through it has a plausible
+    velocity, its number of picks, their columns and rows, and its apex (earliest pick)."""
+
+    plausible: bool
+    picks: int
+    cols: np.ndarray
+    rows: np.ndarray
+    apex_col: int
+    apex_row: int
+
+
 def pick_reflection(
     data: np.ndarray,
     box: tuple[float, float, float, float],
@@ -169,29 +182,29 @@ def pick_reflection(
     first = [k for k in _peaks(env[:, mid], r0, r1) if env[k, mid] >= share * top]
     if first:
         seeds.append((first[0], mid))
-    # per ridge: plausible, picks, cols, rows, apex col, apex row
-    tracks = []
+    ridges = []
     for seed in dict.fromkeys(seeds):
         tc, tr = _track(env, seed, share, noise)
         fit = fit_linear(tc * spacing_m, tr * dt_ns) if len(tc) >= 3 else None
         plausible = fit is not None and VELOCITY_RANGE[0] <= fit[2] <= VELOCITY_RANGE[1]
         i = int(np.argmin(tr))
-        tracks.append((plausible, len(tc), tc, tr, int(tc[i]), int(tr[i])))
-    plausible, length, cols, rows, apex_col, apex_row = max(tracks, key=lambda t: (t[0], t[1]))
+        ridges.append(_Ridge(plausible, len(tc), tc, tr, int(tc[i]), int(tr[i])))
+    best = max(ridges, key=lambda g: (g.plausible, g.picks))
+    cols, rows = best.cols, best.rows
     top_row: float | None = None
-    if plausible:
-        pulse = pulse_width(env[:, apex_col], apex_row)
+    if best.plausible:
+        pulse = pulse_width(env[:, best.apex_col], best.apex_row)
         above = [
-            (t[4], t[5])
-            for t in tracks
-            if t[0]
-            and t[1] >= TOP_SHARE * length
-            and cols.min() <= t[4] <= cols.max()
-            and t[5] < apex_row - pulse
+            g
+            for g in ridges
+            if g.plausible
+            and g.picks >= TOP_SHARE * best.picks
+            and cols.min() <= g.apex_col <= cols.max()
+            and g.apex_row < best.apex_row - pulse
         ]
         if above:  # the strongest of them: a ridge just over another is its side lobe
-            c, r = max(above, key=lambda a: float(env[a[1], a[0]]))
-            top_row = float(_refine(env, np.array([c]), np.array([float(r)]))[0])
+            g = max(above, key=lambda a: float(env[a.apex_row, a.apex_col]))
+            top_row = float(_refine(env, np.array([g.apex_col]), np.array([float(g.apex_row)]))[0])
     return (cols + c0).astype(np.float64), _refine(env, cols, rows), top_row
 
 
